@@ -1,0 +1,226 @@
+"""What every backend shares: hosts that run processes, a server host and a client host.
+
+A backend is two hosts (they may be the same machine) and a way to run programs on each. The
+behaviour suite only talks to this interface, so local processes, Docker containers and a Pi over
+SSH slot in without touching a test. Concrete backends stay short; common work lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, ClassVar
+
+from harness.errors import HarnessError
+from harness.options import Options
+from harness.procnet import Listener, listeners_from_proc, listeners_from_ss
+
+OUTPUT_LINES = 400  # how much of a server's output is kept for failure reports
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished command: its status and everything it wrote."""
+
+    argv: Sequence[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+class OutputLog:
+    """The last lines a process wrote, collected by a thread so a chatty process never blocks."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._lines: deque[str] = deque(maxlen=OUTPUT_LINES)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            with self._lock:
+                self._lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        stream.close()
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def drain(self, timeout: float = 1.0) -> None:
+        """Wait for the pipe's last lines after the process ended."""
+        self._thread.join(timeout)
+
+
+class Process(ABC):
+    """A long-running program on a host (the echo server), with its output kept for evidence."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = list(argv)
+
+    @abstractmethod
+    def poll(self) -> int | None:
+        """The exit status, or None while it runs."""
+
+    @abstractmethod
+    def signal(self, signum: int) -> None:
+        """Send a signal to the program (and anything it started)."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds; the exit status, or None if it still runs."""
+
+    @abstractmethod
+    def output(self) -> list[str]:
+        """Its last lines of stdout and stderr, interleaved as written."""
+
+    def kill(self) -> int | None:
+        """SIGKILL and reap: afterwards nothing of it listens any more."""
+        if self.poll() is None:
+            self.signal(signal.SIGKILL)
+        return self.wait(10.0)
+
+    def stop(self, grace: float = 2.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds."""
+        if self.poll() is None:
+            self.signal(signal.SIGTERM)
+            if self.wait(grace) is None:
+                return self.kill()
+        return self.poll()
+
+    def describe_status(self) -> str:
+        status = self.poll()
+        if status is None:
+            return "still running"
+        if status < 0:
+            return f"killed by {signal.Signals(-status).name}"
+        return f"exited with status {status}"
+
+
+class Host(ABC):
+    """A machine that runs programs: this one, a container, a Pi."""
+
+    #: How a peer on the backend's network reaches this host.
+    address: str = "127.0.0.1"
+    #: A short name for messages ("local", "server container", "pi@raspberrypi.local").
+    label: str = "host"
+
+    @abstractmethod
+    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+        """Start a long-running program; its output is collected."""
+
+    @abstractmethod
+    def run(
+        self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0
+    ) -> Completed:
+        """Run a program to completion and return what it printed."""
+
+    @abstractmethod
+    def echo_program(self, role: str, impl: str) -> list[str]:
+        """argv prefix of the reference ``server`` or ``client`` in ``python`` or ``c`` on this host."""
+
+    @abstractmethod
+    def probe_argv(self) -> list[str]:
+        """argv that runs harness/probe.py on this host."""
+
+    def free_port(self) -> int:
+        """A port the server may use; hosts with a network namespace of their own can say 8888."""
+        return 8888
+
+    def read_proc_net(self) -> str:
+        return self.run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], timeout=10.0).text
+
+    def listeners(self, port: int) -> list[Listener]:
+        """LISTEN sockets on ``port``; cheap, used to poll for readiness."""
+        return listeners_from_proc(self.read_proc_net(), port)
+
+    def listen_detail(self, port: int) -> list[Listener] | None:
+        """LISTEN sockets with their backlog, from ``ss``; None where ss is not installed."""
+        try:
+            done = self.run(["ss", "-Hlnt", f"sport = :{port}"], timeout=10.0)
+        except FileNotFoundError:
+            return None
+        if done.returncode != 0:
+            return None
+        return listeners_from_ss(done.text, port)
+
+    def probe(self, op: str, **params: Any) -> dict[str, Any]:
+        """Run one socket probe on this host (see harness/probe.py) and return its result."""
+        request = json.dumps({"op": op, **params}).encode()
+        done = self.run(self.probe_argv(), input=request, timeout=120.0)
+        lines = done.stdout.decode("utf-8", "replace").splitlines()
+        return self._probe_result(op, lines, f"status {done.returncode}: {done.stderr.decode()[-500:]}")
+
+    def start_probe(self, op: str, **params: Any) -> Process:
+        """Start a probe that reports as it goes (e.g. a held backlog probe); ``finish_probe`` reads it."""
+        return self.spawn([*self.probe_argv(), json.dumps({"op": op, **params})])
+
+    def finish_probe(self, op: str, process: Process, timeout: float = 60.0) -> dict[str, Any]:
+        status = process.wait(timeout)
+        if status is None:
+            process.kill()
+        return self._probe_result(op, process.output(), process.describe_status())
+
+    def _probe_result(self, op: str, lines: list[str], status: str) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise HarnessError(f"probe {op!r} on {self.label} printed no result ({status}): {lines[-5:]}") from None
+        if "probe_error" in result:
+            raise HarnessError(f"probe {op!r} on {self.label} failed: {result['probe_error']}")
+        return result
+
+    def close(self) -> None:
+        """Release what the host holds; processes are stopped by their owners first."""
+
+
+class Backend(ABC):
+    """A server host and a client host, and everything needed to tear them down again."""
+
+    name: ClassVar[str]
+
+    def __init__(self, server_host: Host, client_host: Host) -> None:
+        self.server_host = server_host
+        self.client_host = client_host
+
+    @classmethod
+    @abstractmethod
+    def create(cls, options: Options) -> Backend:
+        """Bring the backend up from the run's options; BackendUnavailableError if it cannot be."""
+
+    @classmethod
+    def describe_target(cls, options: Options) -> str:
+        """How test ids name this backend: ``local``, ``docker``, ``ssh://pi@raspberrypi.local``."""
+        return cls.name
+
+    @property
+    def server_address(self) -> str:
+        """Where the client host reaches the server host."""
+        return self.server_host.address
+
+    def close(self) -> None:
+        for host in _unique((self.client_host, self.server_host)):
+            host.close()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _unique(hosts: Iterable[Host]) -> list[Host]:
+    seen: list[Host] = []
+    for host in hosts:
+        if all(host is not other for other in seen):
+            seen.append(host)
+    return seen

@@ -1,0 +1,110 @@
+"""Local backend: server and client are processes on this machine, talking over loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import echo
+from harness import build, probe
+from harness.backends.base import Backend, Completed, Host, OutputLog, Process
+from harness.errors import HarnessError
+from harness.options import Options
+
+ECHO_DIR = Path(echo.__file__).resolve().parent
+# With util-linux's setpriv the kernel kills the server if the harness dies outright (SIGKILL),
+# so not even a killed run leaves a process behind (prctl PR_SET_PDEATHSIG survives exec).
+SETPRIV = shutil.which("setpriv")
+
+
+class LocalProcess(Process):
+    def __init__(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        super().__init__(argv)
+        prefix = [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []
+        self._popen = subprocess.Popen(
+            [*prefix, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own process group: a shell wrapper's children die with it
+        )
+        assert self._popen.stdout is not None
+        self._log = OutputLog(self._popen.stdout)
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.killpg(self._popen.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            status = self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._log.drain()
+        return status
+
+    def stop(self, grace: float = 2.0) -> int | None:
+        status = super().stop(grace)
+        self.signal(signal.SIGKILL)  # whatever the program left in its group goes too
+        return status
+
+    def output(self) -> list[str]:
+        return self._log.lines()
+
+
+class LocalHost(Host):
+    address = "127.0.0.1"
+    label = "this machine"
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+        return LocalProcess(argv, env)
+
+    def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0) -> Completed:
+        try:
+            done = subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"{argv[0]} did not finish within {timeout:g} s") from None
+        return Completed(argv, done.returncode, done.stdout, done.stderr)
+
+    def echo_program(self, role: str, impl: str) -> list[str]:
+        if impl == "c":
+            return [str(build.compile_program(role))]
+        return [sys.executable, str(ECHO_DIR / f"{role}.py")]
+
+    def probe_argv(self) -> list[str]:
+        return [sys.executable, str(Path(probe.__file__).resolve())]
+
+    def free_port(self) -> int:
+        # Ports the kernel hands out for bind(0) rotate, so parallel workers rarely meet.
+        with socket.socket() as sock:
+            sock.bind(("0.0.0.0", 0))
+            port: int = sock.getsockname()[1]
+            return port
+
+    def read_proc_net(self) -> str:
+        return "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    @classmethod
+    def create(cls, options: Options) -> LocalBackend:
+        host = LocalHost()
+        return cls(server_host=host, client_host=host)

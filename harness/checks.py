@@ -1,0 +1,121 @@
+"""What the behaviour suite asks of a client host, and how it words a failure.
+
+Each helper runs a probe from the client host against a running server and returns its result;
+the ``*_problem`` functions turn a result into the sentence a failure report leads with, or None.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from harness.backends.base import Host
+from harness.errors import HarnessError
+from harness.evidence import describe_echo, describe_end
+from harness.procnet import Listener
+from harness.server import RunningServer
+
+Result = dict[str, Any]
+
+
+def text(value: str) -> dict[str, str]:
+    return {"text": value}
+
+
+def raw(data: bytes) -> dict[str, str]:
+    return {"hex": data.hex()}
+
+
+def random_bytes(size: int, seed: int = 0) -> dict[str, int]:
+    return {"random": size, "seed": seed}
+
+
+def exchange(client: Host, server: RunningServer, *messages: dict[str, Any], **options: Any) -> Result:
+    """Send ``messages`` to the server from the client host; see harness/probe.py op_exchange."""
+    return client.probe("exchange", host=server.address, port=server.port, messages=list(messages), **options)
+
+
+def connect(client: Host, address: str, port: int, timeout: float = 2.0) -> Result:
+    return client.probe("connect", host=address, port=port, timeout=timeout)
+
+
+def echo_problem(result: Result) -> str | None:
+    """Why the bytes that came back are not the bytes sent, or None. How the stream ended is
+    judged by the half-close checks, not here."""
+    if result.get("connected") and result["first_diff"] is None:
+        return None
+    return describe_echo(result)
+
+
+def ending_problem(result: Result) -> str | None:
+    """Why the exchange did not end with every byte and then the server's FIN, or None."""
+    problem = echo_problem(result)
+    if problem is not None:
+        return problem
+    if result["end"] != "eof":
+        return f"after the full echo and our FIN, expected the server's FIN; instead {describe_end(result['end'])}"
+    return None
+
+
+def failure(headline: str, server: RunningServer) -> str:
+    return f"{headline}\n{server.evidence()}"
+
+
+@dataclass(frozen=True)
+class BacklogObservation:
+    """A filled accept queue seen from both ends: the client's probe and the server's kernel."""
+
+    result: Result
+    kernel: list[Listener] | None
+
+    @property
+    def completed(self) -> int:
+        return int(self.result["completed"])
+
+    def kernel_summary(self) -> str:
+        if self.kernel is None:
+            return "server side: ss is not available on the server host"
+        if not self.kernel:
+            return "server side: ss shows no LISTEN socket on the port"
+        return "server side (ss, while full): " + "; ".join(
+            f"accept queue {row.queued} (Recv-Q), backlog {row.backlog} (Send-Q)" for row in self.kernel
+        )
+
+
+def fill_backlog(client: Host, server_host: Host, server: RunningServer, limit: int) -> BacklogObservation:
+    """Occupy the server with one client, queue connections until one fails, read the server's
+    kernel while the queue is full, then let the queue drain (see harness/probe.py op_backlog)."""
+    process = client.start_probe("backlog", host=server.address, port=server.port, limit=limit, hold=30.0)
+
+    def filled() -> bool:
+        if process.poll() is not None:
+            return True
+        return any('"filled"' in line for line in process.output())
+
+    try:
+        Retrying(
+            stop=stop_after_delay(limit * 1.0 + 30),
+            wait=wait_exponential(multiplier=0.005, max=0.1),
+            retry=retry_if_result(lambda done: not done),
+        )(filled)
+    except RetryError:
+        process.kill()
+        raise HarnessError(f"the backlog probe never reported a full queue: {process.output()[-5:]}") from None
+    kernel = server_host.listen_detail(server.port) if process.poll() is None else None
+    process.signal(signal.SIGUSR1)
+    result = client.finish_probe("backlog", process)
+    return BacklogObservation(result, kernel)
+
+
+def own_backlog(server_host: Host, server: RunningServer) -> int | None:
+    """The backlog the server passed to listen(), as its kernel reports it (ss Send-Q)."""
+    rows = server_host.listen_detail(server.port)
+    return rows[0].backlog if rows else None
+
+
+def dumps(result: Result) -> str:
+    return json.dumps(result, indent=None)[:600]

@@ -1,0 +1,49 @@
+"""Failure messages that carry the evidence: expected versus got, offsets, the server's last words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def hexdump(data_hex: str, start: int) -> str:
+    data = bytes.fromhex(data_hex)
+    shown = " ".join(f"{b:02x}" for b in data)
+    return f"@{start}: {shown} |{''.join(chr(b) if 32 <= b < 127 else '.' for b in data)}|"
+
+
+def describe_end(end: str) -> str:
+    return {
+        "eof": "the server closed the connection (FIN)",
+        "reset": "the server reset the connection (RST)",
+        "timeout": "nothing more arrived before the timeout",
+        "open": "the connection was still open",
+    }.get(end, f"the connection failed: {end}")
+
+
+def describe_echo(result: Mapping[str, Any]) -> str:
+    """Why an exchange's echo is not the bytes that were sent, in one paragraph."""
+    if not result.get("connected", True):
+        return f"could not connect: {result.get('error')}"
+    expected, got = result["expected_len"], result["received_len"]
+    offset = result["first_diff"]
+    lines = [f"sent {expected} bytes, got {got} back; {describe_end(result.get('end', 'open'))}"]
+    if result.get("write_error"):
+        lines.append(f"writing to the server failed: {result['write_error']}")
+    if offset is not None:
+        if offset >= got:
+            lines.append(f"the echo stops at byte {offset}: {expected - offset} bytes never came back")
+        elif offset >= expected:
+            lines.append(f"{got - expected} unexpected extra bytes from byte {offset}")
+        else:
+            lines.append(f"first differing byte at offset {offset}")
+        start = result["context_start"]
+        lines.append(f"  expected {hexdump(result['expected_at'], start)}")
+        lines.append(f"  got      {hexdump(result['got_at'], start)}")
+    return "\n".join(lines)
+
+
+def tail_block(title: str, lines: Sequence[str]) -> str:
+    if not lines:
+        return f"{title}: (nothing)"
+    return f"{title}:\n" + "\n".join(f"  | {line}" for line in lines)

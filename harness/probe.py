@@ -1,0 +1,333 @@
+"""Socket probes that run on the client host: one JSON request on stdin, one JSON result on stdout.
+
+The behaviour suite never opens sockets itself; it asks the backend's client host to run this file
+(a local process, a client container, the workstation in front of a Pi), so the traffic it judges
+crosses the same path as the lab's client. Standard library only, Python 3.9+.
+
+Usage: ``python3 probe.py < request.json`` or ``python3 probe.py JSON``, the request being
+``{"op": NAME, ...params}``; the result is the last line printed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import random
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+CONTEXT = 16  # bytes of evidence shown either side of a difference
+SMALL = 4096  # results carry the received bytes themselves up to this size
+TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
+
+Result = Dict[str, Any]
+
+
+def make_payload(spec: Dict[str, Any]) -> bytes:
+    """Payloads travel as specs, not bytes: ``{"hex": ...}``, ``{"text": ...}``, ``{"random": n, "seed": s}``."""
+    if "hex" in spec:
+        return bytes.fromhex(spec["hex"])
+    if "text" in spec:
+        return str(spec["text"]).encode("utf-8")
+    if "random" in spec:
+        rng = random.Random(spec.get("seed", 0))
+        return rng.randbytes(int(spec["random"]))
+    raise ValueError(f"unknown payload spec {spec!r}")
+
+
+def first_difference(expected: bytes, got: bytes) -> Optional[int]:
+    """Offset of the first byte that differs, the shorter length if one is a prefix, None if equal."""
+    if expected == got:
+        return None
+    limit = min(len(expected), len(got))
+    lo, hi = 0, limit
+    while lo < hi:  # binary search on prefix equality: cheap even for megabytes
+        mid = (lo + hi) // 2
+        if expected[lo : mid + 1] == got[lo : mid + 1]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def compare(expected: bytes, got: bytes) -> Result:
+    offset = first_difference(expected, got)
+    out: Result = {"expected_len": len(expected), "received_len": len(got), "first_diff": offset}
+    if offset is not None:
+        start = max(0, offset - CONTEXT)
+        out["context_start"] = start
+        out["expected_at"] = expected[start : offset + CONTEXT].hex()
+        out["got_at"] = got[start : offset + CONTEXT].hex()
+    if len(got) <= SMALL:
+        out["received"] = got.hex()
+    return out
+
+
+def errno_name(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timeout"
+    code = getattr(exc, "errno", None)
+    return errno.errorcode.get(code, str(exc)) if code else type(exc).__name__
+
+
+def open_socket(host: str, port: int, timeout: float, syncnt: Optional[int] = None) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if syncnt is not None:
+        # One SYN retransmission at most: a dropped SYN must not be retried for seconds (TCP-FACTS).
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, syncnt)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def read_to_end(sock: socket.socket, sink: bytearray, want: Optional[int] = None) -> str:
+    """Read into sink until EOF ("eof"), a reset ("reset"), a timeout ("timeout") or ``want`` bytes ("open")."""
+    while want is None or len(sink) < want:
+        try:
+            chunk = sock.recv(65536 if want is None else min(65536, want - len(sink)))
+        except socket.timeout:
+            return "timeout"
+        except ConnectionResetError:
+            return "reset"
+        except OSError as exc:
+            return errno_name(exc)
+        if not chunk:
+            return "eof"
+        sink.extend(chunk)
+    return "open"
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with SO_LINGER {1, 0}: the kernel sends RST instead of FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def op_connect(host: str, port: int, timeout: float = 2.0) -> Result:
+    """Connect once and close: "connected", "refused", "timeout", or another errno name."""
+    started = time.monotonic()
+    try:
+        sock = open_socket(host, port, timeout)
+    except OSError as exc:
+        outcome = "refused" if isinstance(exc, ConnectionRefusedError) else errno_name(exc)
+        return {"outcome": outcome, "elapsed": time.monotonic() - started}
+    elapsed = time.monotonic() - started
+    sock.close()
+    return {"outcome": "connected", "elapsed": elapsed}
+
+
+def op_exchange(
+    host: str,
+    port: int,
+    messages: List[Dict[str, Any]],
+    lockstep: bool = True,
+    write_sizes: Optional[List[int]] = None,
+    ending: str = "shutdown",
+    timeout: float = 5.0,
+) -> Result:
+    """Send messages and compare everything that comes back, byte for byte, as one stream.
+
+    ``lockstep`` waits for each message's echo before the next; otherwise a thread writes while this
+    one reads, so a megabyte cannot deadlock on full buffers. ``write_sizes`` cuts the stream into
+    writes of those sizes (cycled), with Nagle off, so segment boundaries differ from the messages.
+    ``ending``: "shutdown" sends FIN once the echo is in and reads to the server's end, "half_close"
+    sends FIN straight after the last write (the echo must still arrive in full), "close" just closes.
+    """
+    payloads = [make_payload(m) for m in messages]
+    expected = b"".join(payloads)
+    started = time.monotonic()
+    try:
+        sock = open_socket(host, port, timeout)
+    except OSError as exc:
+        return {"connected": False, "error": errno_name(exc), "expected_len": len(expected)}
+    got = bytearray()
+    end = "open"
+    write_error: List[str] = []
+    with sock:
+        if lockstep:
+            for payload in payloads:
+                try:
+                    sock.sendall(payload)
+                except OSError as exc:
+                    write_error.append(errno_name(exc))
+                    break
+                end = read_to_end(sock, got, want=len(got) + len(payload))
+                if end != "open":
+                    break
+        else:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            half_close = ending == "half_close"
+            writer = threading.Thread(target=_write_all, args=(sock, expected, write_sizes, write_error, half_close))
+            writer.start()
+            end = read_to_end(sock, got, want=None if half_close else len(expected))
+            writer.join()
+        if end == "open" and ending in ("shutdown", "half_close") and not write_error:
+            sock.shutdown(socket.SHUT_WR)
+            end = read_to_end(sock, got)  # anything extra after the echo is a difference too
+    result = compare(expected, bytes(got))
+    result.update(connected=True, end=end, elapsed=time.monotonic() - started)
+    if write_error:
+        result["write_error"] = write_error[0]
+    return result
+
+
+def _write_all(
+    sock: socket.socket, data: bytes, sizes: Optional[List[int]], errors: List[str], fin: bool = False
+) -> None:
+    offset, i = 0, 0
+    try:
+        while offset < len(data):
+            size = sizes[i % len(sizes)] if sizes else len(data)
+            sock.sendall(data[offset : offset + size])
+            offset += size
+            i += 1
+        if fin:
+            sock.shutdown(socket.SHUT_WR)
+    except OSError as exc:
+        errors.append(errno_name(exc))
+
+
+def op_backlog(
+    host: str,
+    port: int,
+    limit: int = 64,
+    connect_timeout: float = 0.4,
+    serve_timeout: float = 5.0,
+    hold: float = 0.0,
+) -> Result:
+    """While one client is being served, connect one at a time until a connect fails.
+
+    Then the served client leaves and each queued connection must get its echo, oldest first; a
+    queued connection sends its message at once, so the kernel holds it until the server accepts.
+    With ``hold``, the probe prints ``{"filled": n}`` once the queue is full and waits up to that
+    many seconds for SIGUSR1, so the harness can read the server's side (ss) meanwhile.
+    """
+    resume = threading.Event()
+    if hold:
+        signal.signal(signal.SIGUSR1, lambda *_: resume.set())
+    served = open_socket(host, port, serve_timeout)
+    served.sendall(b"served")
+    got = bytearray()
+    served_end = read_to_end(served, got, want=6)
+    if bytes(got) != b"served":
+        served.close()
+        return {"served_echo": False, "served_end": served_end, "served_got": bytes(got).hex()}
+    queued: List[socket.socket] = []
+    stopped_by = "limit"
+    timings: List[float] = []
+    for i in range(limit):
+        started = time.monotonic()
+        try:
+            sock = open_socket(host, port, connect_timeout, syncnt=1)
+        except OSError as exc:
+            stopped_by = "refused" if isinstance(exc, ConnectionRefusedError) else errno_name(exc)
+            break
+        timings.append(time.monotonic() - started)
+        sock.sendall(b"queued-%d" % i)
+        queued.append(sock)
+    if hold:
+        print(json.dumps({"filled": len(queued), "stopped_by": stopped_by}), flush=True)
+        resume.wait(hold)
+    served.close()
+    order: List[Result] = []
+    for i, sock in enumerate(queued):
+        want = b"queued-%d" % i
+        sock.settimeout(serve_timeout)
+        echo = bytearray()
+        end = read_to_end(sock, echo, want=len(want))
+        order.append({"index": i, "ok": bytes(echo) == want, "end": end, "got": bytes(echo).hex()})
+        sock.shutdown(socket.SHUT_WR)
+        read_to_end(sock, echo)
+        sock.close()
+    return {
+        "served_echo": True,
+        "completed": len(queued),
+        "stopped_by": stopped_by,
+        "connect_times": timings,
+        "drained": order,
+    }
+
+
+def op_concurrent(host: str, port: int, clients: int, timeout: float = 5.0) -> Result:
+    """Open ``clients`` connections, keep them all open, and expect an echo on each of them."""
+    socks: List[socket.socket] = []
+    outcomes: List[str] = []
+    try:
+        for i in range(clients):
+            try:
+                socks.append(open_socket(host, port, timeout))
+            except OSError as exc:
+                outcomes.append(f"connect #{i}: {errno_name(exc)}")
+                break
+        for i, sock in enumerate(socks):
+            sock.sendall(b"client-%d" % i)
+        for i, sock in enumerate(socks):
+            want = b"client-%d" % i
+            echo = bytearray()
+            end = read_to_end(sock, echo, want=len(want))
+            outcomes.append("ok" if bytes(echo) == want else f"client #{i}: got {bytes(echo)!r}, {end}")
+    finally:
+        for sock in socks:
+            sock.close()
+    return {"opened": len(socks), "outcomes": outcomes}
+
+
+def op_abuse(host: str, port: int, how: str, size: int = 65536, timeout: float = 5.0) -> Result:
+    """Misbehave towards the server: "reset" after sending, "reset_unread" leaving its echo unread
+    (the server's writes then fail with EPIPE/ECONNRESET), "vanish" without a byte, "garbage"."""
+    sock = open_socket(host, port, timeout)
+    if how == "vanish":
+        sock.close()
+    elif how == "reset":
+        sock.sendall(b"about to reset")
+        read_to_end(sock, bytearray(), want=14)
+        reset(sock)
+    elif how == "reset_unread":
+        sock.sendall(make_payload({"random": size, "seed": 7}))
+        reset(sock)
+    elif how == "garbage":
+        sock.sendall(make_payload({"random": size, "seed": 13}))
+        sock.close()
+    else:
+        sock.close()
+        raise ValueError(f"unknown abuse {how!r}")
+    return {"done": how}
+
+
+OPS: Dict[str, Callable[..., Result]] = {
+    "connect": op_connect,
+    "exchange": op_exchange,
+    "backlog": op_backlog,
+    "concurrent": op_concurrent,
+    "abuse": op_abuse,
+}
+
+
+def run(request: Dict[str, Any]) -> Result:
+    params = dict(request)
+    op = OPS[params.pop("op")]
+    return op(**params)
+
+
+def main() -> int:
+    try:
+        request = json.loads(sys.argv[1]) if len(sys.argv) > 1 else json.load(sys.stdin)
+        result = run(request)
+    except Exception as exc:  # reported as data: the harness turns it into an error with context
+        result = {"probe_error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Robustness: clients that reset, vanish or send garbage end only their own session."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.checks import echo_problem, exchange, failure, text
+
+pytestmark = pytest.mark.behaviour("robustness")
+
+
+def assert_still_serving(client_host, server, after: str) -> None:
+    result = exchange(client_host, server, text(f"still there after {after}?"))
+    problem = echo_problem(result)
+    assert problem is None, failure(f"the next client after {after} was not served: {problem}", server)
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["reset", "reset_unread", "vanish", "garbage"],
+    ids=["reset-after-echo", "reset-with-echo-unread", "vanish", "garbage-then-close"],
+)
+def test_survives_a_misbehaving_client_and_serves_the_next(client_host, echo_server, how):
+    # reset_unread leaves the echo unread and resets: the server's next write fails with EPIPE or
+    # ECONNRESET, and a C server that does not ignore SIGPIPE dies of it (TCP-FACTS).
+    for _ in range(3):
+        client_host.probe("abuse", host=echo_server.address, port=echo_server.port, how=how)
+    assert_still_serving(client_host, echo_server, f"three clients that did '{how}'")
+
+
+def test_serves_clients_one_after_another(client_host, echo_server):
+    for i in range(10):
+        result = exchange(client_host, echo_server, text(f"client number {i}"))
+        problem = echo_problem(result)
+        assert problem is None, failure(f"client {i + 1} of 10 in a row: {problem}", echo_server)
