@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import errno
+import selectors
 import socket
 import sys
 from typing import List, NoReturn, Optional
 
 PROG = "echo.client"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_SERVER_GONE = 0, 1, 2, 3, 4, 5
-CHUNK_DRAIN = 4096
+CHUNK = 65536
 UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.EHOSTDOWN}
 
 
@@ -30,11 +31,25 @@ class ClientError(Exception):
         self.status = status
 
 
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"timeout must be > 0 seconds, got {text}")
+    return value
+
+
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8888)
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to connect or to wait for a reply")
+    parser.add_argument("--port", type=port_number, default=8888)
+    parser.add_argument("--timeout", type=seconds, default=10.0, help="seconds to connect or to wait for a reply")
     return parser.parse_args(argv)
 
 
@@ -69,33 +84,45 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-def exchange(sock: socket.socket, message: bytes) -> bytes:
-    """Send one message and read back exactly as many bytes: TCP is a stream, replies may split."""
-    reply = b""
-    try:
-        sock.sendall(message)
+def exchange(sock: socket.socket, message: bytes, timeout: float) -> bytes:
+    """Send one message and read back exactly as many bytes: TCP is a stream, replies may split.
+
+    Writing and reading go on together, so a line longer than both socket buffers cannot deadlock.
+    """
+    pending = memoryview(message)
+    reply = bytearray()
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
         while len(reply) < len(message):
-            chunk = sock.recv(len(message) - len(reply))
-            if not chunk:
-                raise ClientError(EXIT_SERVER_GONE, "server closed the connection before replying")
-            reply += chunk
-    except socket.timeout:
-        raise ClientError(EXIT_UNREACHABLE, "no reply from the server in time") from None
-    except (ConnectionResetError, BrokenPipeError):
-        raise ClientError(EXIT_SERVER_GONE, "server reset the connection") from None
-    return reply
+            ready = sel.select(timeout)
+            if not ready:
+                raise ClientError(EXIT_UNREACHABLE, "no reply from the server in time")
+            try:
+                if ready[0][1] & selectors.EVENT_WRITE and pending:
+                    pending = pending[sock.send(pending) :]
+                    if not pending:
+                        sel.modify(sock, selectors.EVENT_READ)
+                if ready[0][1] & selectors.EVENT_READ:
+                    chunk = sock.recv(min(CHUNK, len(message) - len(reply)))
+                    if not chunk:
+                        raise ClientError(EXIT_SERVER_GONE, "server closed the connection before replying")
+                    reply += chunk
+            except (BlockingIOError, socket.timeout):
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                raise ClientError(EXIT_SERVER_GONE, "server reset the connection") from None
+    return bytes(reply)
 
 
 def close_cleanly(sock: socket.socket) -> None:
     """Send our FIN, then read until the server's: a close with unread data would be a reset."""
     try:
         sock.shutdown(socket.SHUT_WR)
-        while sock.recv(CHUNK_DRAIN):
+        while sock.recv(CHUNK):
             pass
     except OSError:
         pass
     sock.close()
-
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         message = line.rstrip(b"\r\n")
         if not message:
             continue
-        reply = exchange(sock, message)
+        reply = exchange(sock, message, args.timeout)
         say("Server reply :")
         sys.stdout.buffer.write(reply + b"\n")
         sys.stdout.flush()

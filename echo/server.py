@@ -94,12 +94,27 @@ def serve_iterative(listener: socket.socket) -> None:
 
 
 class _Session:
-    __slots__ = ("sock", "pending", "eof")
+    __slots__ = ("eof", "pending", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.pending = b""  # bytes read but not yet written back
         self.eof = False
+
+
+def accept_all(listener: socket.socket, sel: selectors.BaseSelector, sessions: Dict[int, _Session]) -> None:
+    """Empty the accept queue at each wake-up, so a burst of clients never finds it full."""
+    while True:
+        try:
+            conn, peer = listener.accept()
+        except ConnectionAbortedError:
+            continue
+        except BlockingIOError:
+            return
+        conn.setblocking(False)
+        sessions[conn.fileno()] = _Session(conn)
+        sel.register(conn, selectors.EVENT_READ)
+        say(f"Connection accepted from {peer[0]}:{peer[1]}")
 
 
 def serve_concurrent(listener: socket.socket) -> None:
@@ -119,14 +134,7 @@ def serve_concurrent(listener: socket.socket) -> None:
     while True:
         for key, events in sel.select():
             if key.fileobj is listener:
-                try:
-                    conn, peer = listener.accept()
-                except (BlockingIOError, ConnectionAbortedError):
-                    continue
-                conn.setblocking(False)
-                sessions[conn.fileno()] = _Session(conn)
-                sel.register(conn, selectors.EVENT_READ)
-                say(f"Connection accepted from {peer[0]}:{peer[1]}")
+                accept_all(listener, sel, sessions)
                 continue
             s = sessions[key.fd]
             try:

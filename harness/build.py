@@ -46,13 +46,9 @@ def compile_program(role: str, cc: str | None = None) -> Path:
     fd, scratch = tempfile.mkstemp(prefix=f".{role}-", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run(
-            [compiler, *CFLAGS, "-o", scratch, str(src)], capture_output=True, text=True, check=False
-        )
+        done = subprocess.run([compiler, *CFLAGS, "-o", scratch, str(src)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise BackendUnavailableError(
-                f"{compiler} could not build {src}: {done.stderr.strip().splitlines()[-1:]}"
-            )
+            raise BackendUnavailableError(f"{compiler} could not build {src}: {done.stderr.strip().splitlines()[-1:]}")
         os.replace(scratch, target)
     finally:
         if os.path.exists(scratch):

@@ -18,4 +18,4 @@ class Options:
     server_cmd: ServerCommand | None = None
     server_mode: str = "iterative"
     ready_timeout: float = 10.0
-    rootdir: Path = Path.cwd()
+    rootdir: Path = Path()

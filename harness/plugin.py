@@ -227,9 +227,7 @@ def start_server_on(
     started: list[RunningServer] = []
     gate = request.node.get_closest_marker("serves")
     if gate is not None and not server_spec.is_reference and server_spec.mode != gate.args[0]:
-        pytest.skip(
-            f"for {gate.args[0]} servers; the server under test is {server_spec.mode} (--server-mode)"
-        )
+        pytest.skip(f"for {gate.args[0]} servers; the server under test is {server_spec.mode} (--server-mode)")
 
     def start(backlog: int | None = 3, mode: str | None = None) -> RunningServer:
         chosen = mode or server_spec.mode
@@ -273,9 +271,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not outcome:
         return
     options = config.stash[OPTIONS]
-    subject = (
-        f"--server-cmd {options.server_cmd.template!r}" if options.server_cmd else "the reference server"
-    )
+    subject = f"--server-cmd {options.server_cmd.template!r}" if options.server_cmd else "the reference server"
     terminalreporter.section("echolab verdict")
     terminalreporter.write_line(f"system under test: {subject} ({', '.join(t.label for t in targets(options))})")
     broken = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import random
+import select
 import signal
 import socket
 import struct
@@ -113,7 +114,7 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
-def op_connect(host: str, port: int, timeout: float = 2.0) -> Result:
+def op_connect(*, host: str, port: int, timeout: float = 2.0) -> Result:
     """Connect once and close: "connected", "refused", "timeout", or another errno name."""
     started = time.monotonic()
     try:
@@ -127,6 +128,7 @@ def op_connect(host: str, port: int, timeout: float = 2.0) -> Result:
 
 
 def op_exchange(
+    *,
     host: str,
     port: int,
     messages: List[Dict[str, Any]],
@@ -198,6 +200,7 @@ def _write_all(
 
 
 def op_backlog(
+    *,
     host: str,
     port: int,
     limit: int = 64,
@@ -258,7 +261,7 @@ def op_backlog(
     }
 
 
-def op_concurrent(host: str, port: int, clients: int, timeout: float = 5.0) -> Result:
+def op_concurrent(*, host: str, port: int, clients: int, timeout: float = 5.0) -> Result:
     """Open ``clients`` connections, keep them all open, and expect an echo on each of them."""
     socks: List[socket.socket] = []
     outcomes: List[str] = []
@@ -282,10 +285,13 @@ def op_concurrent(host: str, port: int, clients: int, timeout: float = 5.0) -> R
     return {"opened": len(socks), "outcomes": outcomes}
 
 
-def op_abuse(host: str, port: int, how: str, size: int = 65536, timeout: float = 5.0) -> Result:
-    """Misbehave towards the server: "reset" after sending, "reset_unread" leaving its echo unread
-    (the server's writes then fail with EPIPE/ECONNRESET), "vanish" without a byte, "garbage"."""
-    sock = open_socket(host, port, timeout)
+def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0) -> Result:
+    """Misbehave towards the server: "reset" after reading the echo, "reset_unread" with the server
+    stuck writing an echo nobody reads, "vanish" without a byte, "garbage" and close unread."""
+    try:
+        sock = open_socket(host, port, timeout)
+    except OSError as exc:
+        return {"connected": False, "error": errno_name(exc)}
     if how == "vanish":
         sock.close()
     elif how == "reset":
@@ -293,15 +299,33 @@ def op_abuse(host: str, port: int, how: str, size: int = 65536, timeout: float =
         read_to_end(sock, bytearray(), want=14)
         reset(sock)
     elif how == "reset_unread":
-        sock.sendall(make_payload({"random": size, "seed": 7}))
+        fill_until_stuck(sock, timeout)
         reset(sock)
     elif how == "garbage":
-        sock.sendall(make_payload({"random": size, "seed": 13}))
+        sock.sendall(make_payload({"random": 65536, "seed": 13}))
         sock.close()
     else:
         sock.close()
         raise ValueError(f"unknown abuse {how!r}")
-    return {"done": how}
+    return {"connected": True, "done": how}
+
+
+def fill_until_stuck(sock: socket.socket, timeout: float) -> int:
+    """Send without reading until nothing moves: the server is then blocked writing its echo and
+    still has unread data, so after our reset it reads again and writes again into a dead socket:
+    EPIPE, and SIGPIPE for a server that does not ignore it (tcp_sendmsg, sk_stream_error)."""
+    chunk = make_payload({"random": 65536, "seed": 11})
+    sock.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            sent += sock.send(chunk)
+        except BlockingIOError:
+            # Not writable for 50 ms: both directions' buffers are full, the server is stuck.
+            if not select.select([], [sock], [], 0.05)[1]:
+                break
+    return sent
 
 
 OPS: Dict[str, Callable[..., Result]] = {

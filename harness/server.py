@@ -44,7 +44,7 @@ class RunningServer:
     """A started server: where it listens, its process, and its output as evidence."""
 
     def __init__(
-        self, host: Host, address: str, port: int, backlog: int | None, mode: str, process: Process
+        self, host: Host, address: str, port: int, *, backlog: int | None, mode: str, process: Process
     ) -> None:
         self.host = host
         self.address = address
@@ -84,7 +84,7 @@ def start_server(
         process = host.spawn(argv)
     except OSError as exc:
         raise ServerStartError(f"cannot start {shlex.join(argv)} on {host.label}: {exc.strerror or exc}") from None
-    server = RunningServer(host, address, port, backlog, mode, process)
+    server = RunningServer(host, address, port, backlog=backlog, mode=mode, process=process)
     try:
         wait_until_listening(server, ready_timeout)
     except BaseException:

@@ -35,9 +35,7 @@ class ServerCommand:
             try:
                 parsed = list(string.Formatter().parse(word))
             except ValueError as exc:
-                raise ConfigError(
-                    f"--server-cmd {template!r}: {exc} (write a literal brace as {{{{ or }}}})"
-                ) from None
+                raise ConfigError(f"--server-cmd {template!r}: {exc} (write a literal brace as {{{{ or }}}})") from None
             for _, name, spec, conversion in parsed:
                 if name is None:
                     continue

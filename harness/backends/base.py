@@ -119,9 +119,7 @@ class Host(ABC):
         """Start a long-running program; its output is collected."""
 
     @abstractmethod
-    def run(
-        self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0
-    ) -> Completed:
+    def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0) -> Completed:
         """Run a program to completion and return what it printed."""
 
     @abstractmethod
@@ -179,7 +177,7 @@ class Host(ABC):
             raise HarnessError(f"probe {op!r} on {self.label} failed: {result['probe_error']}")
         return result
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most hosts hold nothing; those that do override it
         """Release what the host holds; processes are stopped by their owners first."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -46,10 +47,8 @@ class LocalProcess(Process):
         return self._popen.poll()
 
     def signal(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._popen.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def wait(self, timeout: float) -> int | None:
         try:

@@ -56,7 +56,9 @@ def test_queued_clients_are_served_in_order_when_the_served_one_leaves(
 
 @pytest.mark.serves("concurrent")
 def test_concurrent_server_admits_every_client_at_once(start_server_on, client_host):
-    server = start_server_on(backlog=3, mode="concurrent")
+    # A burst of connects may outrun accept() for a moment; a roomy queue keeps that from costing a
+    # 1 s SYN retransmission. What is judged is that all 20 are served while all stay open.
+    server = start_server_on(backlog=32, mode="concurrent")
     result = client_host.probe("concurrent", host=server.address, port=server.port, clients=20)
     failures = [outcome for outcome in result["outcomes"] if outcome != "ok"]
     assert result["opened"] == 20 and not failures, (

@@ -23,8 +23,13 @@ def assert_still_serving(client_host, server, after: str) -> None:
 def test_survives_a_misbehaving_client_and_serves_the_next(client_host, echo_server, how):
     # reset_unread leaves the echo unread and resets: the server's next write fails with EPIPE or
     # ECONNRESET, and a C server that does not ignore SIGPIPE dies of it (TCP-FACTS).
-    for _ in range(3):
-        client_host.probe("abuse", host=echo_server.address, port=echo_server.port, how=how)
+    for i in range(3):
+        result = client_host.probe("abuse", host=echo_server.address, port=echo_server.port, how=how)
+        assert result["connected"], failure(
+            f"the server stopped serving: after {i} client(s) doing '{how}', the next could not connect "
+            f"({result['error']})",
+            echo_server,
+        )
     assert_still_serving(client_host, echo_server, f"three clients that did '{how}'")
 
 
