@@ -19,3 +19,11 @@ class Options:
     server_mode: str = "iterative"
     ready_timeout: float = 10.0
     rootdir: Path = Path()
+    #: docker: run the server from this image instead of the reference server image.
+    server_image: str | None = None
+    #: ssh: the server's host (e.g. a Pi), its login user and port; None user means ssh's own choice.
+    ssh_host: str | None = None
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+    #: ssh: run the client side on this SSH host too, instead of this workstation.
+    ssh_client_host: str | None = None

@@ -66,6 +66,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "all at once (concurrent); picks the backlog or the concurrency checks",
     )
     group.addoption(
+        "--server-image",
+        default=None,
+        metavar="IMAGE",
+        help="docker: run --server-cmd inside this image of yours instead of echolab's server image",
+    )
+    group.addoption("--ssh-host", default=None, metavar="HOST", help="ssh: the server's host, e.g. raspberrypi.local")
+    group.addoption(
+        "--ssh-user", default=None, metavar="USER", help="ssh: login user (default: ssh config's User, else pi)"
+    )
+    group.addoption("--ssh-port", type=int, default=None, metavar="PORT", help="ssh: port of the server's sshd")
+    group.addoption(
+        "--ssh-client-host",
+        default=None,
+        metavar="HOST",
+        help="ssh: run the client side on this SSH host too, instead of this workstation",
+    )
+    group.addoption(
         "--ready-timeout",
         type=float,
         default=10.0,
@@ -93,6 +110,11 @@ def parse_options(config: pytest.Config) -> Options:
         server_mode=config.getoption("--server-mode"),
         ready_timeout=config.getoption("--ready-timeout"),
         rootdir=Path(str(config.rootpath)),
+        server_image=config.getoption("--server-image"),
+        ssh_host=config.getoption("--ssh-host"),
+        ssh_user=config.getoption("--ssh-user"),
+        ssh_port=config.getoption("--ssh-port"),
+        ssh_client_host=config.getoption("--ssh-client-host"),
     )
 
 
@@ -104,6 +126,26 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[OPTIONS] = parse_options(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Shared slow work (image builds) once, in the controlling process, with visible progress."""
+    config = session.config
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"echolab: {line}")
+
+    options = config.stash[OPTIONS]
+    for name in options.backends:
+        try:
+            backend_class(name).prepare(options, say)
+        except BackendUnavailableError as exc:
+            # Each test that needs it reports the same reason (skip locally, failure in CI).
+            say(f"backend {name} unavailable: {exc}")
 
 
 def targets(options: Options) -> list[Target]:

@@ -12,7 +12,7 @@ import signal
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar
 
@@ -194,6 +194,12 @@ class Backend(ABC):
     @abstractmethod
     def create(cls, options: Options) -> Backend:
         """Bring the backend up from the run's options; BackendUnavailableError if it cannot be."""
+
+    @classmethod
+    def prepare(cls, options: Options, say: Callable[[str], None]) -> None:
+        """Once per run, before any worker starts: slow shared work such as image builds, with
+        progress through ``say``. Raise BackendUnavailableError when the backend cannot work."""
+        return None  # most backends have nothing to prepare
 
     @classmethod
     def describe_target(cls, options: Options) -> str:
