@@ -27,3 +27,5 @@ class Options:
     ssh_port: int | None = None
     #: ssh: run the client side on this SSH host too, instead of this workstation.
     ssh_client_host: str | None = None
+    #: ssh: an ssh_config file to use instead of ~/.ssh/config (ssh -F).
+    ssh_config: str | None = None

@@ -83,6 +83,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="ssh: run the client side on this SSH host too, instead of this workstation",
     )
     group.addoption(
+        "--ssh-config", default=None, metavar="FILE", help="ssh: use this ssh_config instead of ~/.ssh/config"
+    )
+    group.addoption(
         "--ready-timeout",
         type=float,
         default=10.0,
@@ -115,6 +118,7 @@ def parse_options(config: pytest.Config) -> Options:
         ssh_user=config.getoption("--ssh-user"),
         ssh_port=config.getoption("--ssh-port"),
         ssh_client_host=config.getoption("--ssh-client-host"),
+        ssh_config=config.getoption("--ssh-config"),
     )
 
 
