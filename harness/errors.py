@@ -21,3 +21,7 @@ class HarnessError(EcholabError):
 
 class ServerStartError(EcholabError):
     """The system under test did not come up: it exited, or it never listened on its port."""
+
+
+class ServerNeverListenedError(ServerStartError):
+    """The server ran but did not listen within the readiness timeout."""

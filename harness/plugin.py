@@ -13,13 +13,14 @@ import pytest
 
 from harness.backends import REGISTRY, backend_class
 from harness.backends.base import Backend, Host
-from harness.errors import BackendUnavailableError, ConfigError
+from harness.errors import BackendUnavailableError, ConfigError, ServerNeverListenedError, ServerStartError
 from harness.options import IMPLS, MODES, Options
 from harness.server import RunningServer, ServerSpec, start_server
 from harness.servercmd import EXAMPLE, ServerCommand
 
 OPTIONS = pytest.StashKey[Options]()
 BEHAVIOUR = "behaviour"
+SERVER_START = "server_start_failed"
 
 
 @dataclass(frozen=True)
@@ -265,9 +266,21 @@ def lab_client(client_host: Host, target: Target) -> list[str]:
 StartServer = Callable[..., RunningServer]
 
 
+@pytest.fixture(scope="session")
+def _never_listened() -> dict[str, str]:
+    """Per target, the report of a server that never listened: later tests fail at once with it,
+    so a server that never comes up costs one readiness timeout per worker, not one per test."""
+    return {}
+
+
 @pytest.fixture
 def start_server_on(
-    request: pytest.FixtureRequest, backend: Backend, server_spec: ServerSpec, echolab_options: Options
+    request: pytest.FixtureRequest,
+    backend: Backend,
+    target: Target,
+    server_spec: ServerSpec,
+    echolab_options: Options,
+    _never_listened: dict[str, str],
 ) -> Iterator[StartServer]:
     """Factory: ``start_server_on(backlog=3, mode="iterative")``; every server it starts is stopped."""
     started: list[RunningServer] = []
@@ -277,18 +290,31 @@ def start_server_on(
 
     def start(backlog: int | None = 3, mode: str | None = None) -> RunningServer:
         chosen = mode or server_spec.mode
-        server = start_server(
-            backend.server_host,
-            backend.server_address,
-            server_spec,
-            backlog=3 if backlog is None else backlog,
-            mode=chosen,
-            ready_timeout=echolab_options.ready_timeout,
-        )
-        if backlog is None:  # the server picked its own backlog: believe the kernel, not the flag
-            server.backlog = None
-        started.append(server)
-        return server
+        if target.label in _never_listened:
+            request.node.user_properties.append((SERVER_START, True))
+            pytest.fail(f"not started again; earlier in this run:\n{_never_listened[target.label]}", pytrace=False)
+        try:
+            server = start_server(
+                backend.server_host,
+                backend.server_address,
+                server_spec,
+                backlog=3 if backlog is None else backlog,
+                mode=chosen,
+                ready_timeout=echolab_options.ready_timeout,
+            )
+        except ServerStartError as exc:
+            failed = str(exc)
+            if isinstance(exc, ServerNeverListenedError):
+                _never_listened[target.label] = failed
+        else:
+            started.append(server)
+            if backlog is None:  # the server picked its own backlog: believe the kernel, not the flag
+                server.backlog = None
+            return server
+        # The server's fault: its evidence, not the harness's stack (and outside the except block,
+        # so the report does not repeat itself as "during handling of the above exception").
+        request.node.user_properties.append((SERVER_START, True))
+        pytest.fail(failed, pytrace=False)
 
     try:
         yield start
@@ -313,7 +339,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 continue
             if report.when != "call" and kind == "passed":
                 continue
-            outcome[props[BEHAVIOUR]][kind].append(report.nodeid.split("::")[-1])
+            # A server that never came up is not evidence about the behaviour the test checks.
+            behaviour = "server start" if props.get(SERVER_START) else props[BEHAVIOUR]
+            outcome[behaviour][kind].append(report.nodeid.split("::")[-1])
     if not outcome:
         return
     options = config.stash[OPTIONS]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from harness.backends.base import Host, Process
-from harness.errors import ServerStartError
+from harness.errors import ServerNeverListenedError, ServerStartError
 from harness.evidence import tail_block
 from harness.servercmd import ServerCommand
 
@@ -115,4 +115,4 @@ def wait_until_listening(server: RunningServer, timeout: float) -> None:
             f"(--ready-timeout sets the limit)\n{server.evidence()}"
         )
         server.process.stop()
-        raise ServerStartError(message) from None
+        raise ServerNeverListenedError(message) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -72,6 +73,8 @@ class LocalHost(Host):
     label = "this machine"
 
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+        if shutil.which(argv[0]) is None:  # setpriv would exec it, so say it here, as Popen would
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
         return LocalProcess(argv, env)
 
     def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0) -> Completed:

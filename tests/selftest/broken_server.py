@@ -2,6 +2,7 @@
 
     python3 broken_server.py DEFECT --port P [--backlog N]
 
+Any other DEFECT (e.g. "correct") runs a correct echo server.
 Defects that must fail the suite: truncate, drop-nul, extra-newline, reset-on-close, dies-on-reset,
 ignores-backlog, one-client, never-listens, exits-at-once. Correct but unusual servers that must
 pass: slow-start (listens after 2 s), silent (prints nothing, binds loopback only).

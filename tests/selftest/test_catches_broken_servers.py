@@ -51,6 +51,7 @@ def test_server_that_never_listens_fails_with_its_command_and_output():
     status, report = run_suite(broken("never-listens"), "-k", "hello_sri_lanka", "--ready-timeout", "1")
     assert status == 1, report
     assert "the server never listened on port" in report, report
+    assert "BROKEN  server start" in report, report
     assert "never-listens --port" in report, "the report should name the command it ran"
     assert "still running" in report and "thinking about it..." in report, report
 

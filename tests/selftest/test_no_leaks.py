@@ -1,0 +1,83 @@
+"""Nothing a run starts outlives it: not after a pass, a Ctrl-C, or the harness killed outright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+
+def marked_server(tmp_path: Path) -> Path:
+    """A copy of the broken-server script under a unique path, so its processes can be found."""
+    home = tmp_path / f"echolab-leak-{uuid.uuid4().hex}"
+    home.mkdir()
+    return Path(shutil.copy(HERE / "broken_server.py", home / "server.py"))
+
+
+def processes_running(path: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(path).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def until(predicate, timeout: float = 20.0) -> bool:
+    retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05), retry=retry_if_result(lambda ok: not ok))
+    try:
+        return bool(retrying(predicate))
+    except Exception:
+        return False
+
+
+def child_pytest(server: Path, defect: str, *args: str) -> subprocess.Popen[bytes]:
+    command = f"{sys.executable} {server} {defect} --port {{port}} --backlog {{backlog}}"
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "behaviour"), "-q", "--server-cmd", command, *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_a_finished_run_leaves_no_server_process(tmp_path):
+    server = marked_server(tmp_path)
+    child = child_pytest(server, "correct", "-k", "fidelity or robustness")
+    assert child.wait(120) == 0
+    assert processes_running(server) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_an_interrupted_run_leaves_no_server_process(tmp_path, signum):
+    server = marked_server(tmp_path)
+    # A server that never listens keeps the child waiting in readiness polling: interrupt it there.
+    child = child_pytest(server, "never-listens", "--ready-timeout", "60", "-k", "hello_sri_lanka")
+    try:
+        assert until(lambda: processes_running(server)), "the child run never started its server"
+        os.kill(child.pid, signum)
+        child.wait(30)
+        assert until(lambda: not processes_running(server)), (
+            f"server processes {processes_running(server)} survived the harness getting {signum.name}"
+        )
+    finally:
+        child.kill()
+        child.wait()
+        for pid in processes_running(server):
+            os.kill(pid, signal.SIGKILL)
