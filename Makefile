@@ -22,7 +22,7 @@ check: $(STAMP) ## The main job: the behaviour suite against the reference serve
 	$(BIN)/pytest tests/behaviour -n auto $(PYTEST_ARGS)
 
 .PHONY: test
-test: $(STAMP) ## Everything: unit tests, harness self-tests, behaviour suite on every backend here
+test: lint ## Everything: lint, unit tests, harness self-tests, behaviour suite on every backend here
 	$(BIN)/pytest -n auto --impl python,c $(PYTEST_ARGS)
 
 .PHONY: lint
