@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import json
 import signal
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from harness.backends.base import Host
+from harness.capture import Capture
 from harness.errors import HarnessError
 from harness.evidence import describe_echo, describe_end
+from harness.probe import make_payload
 from harness.procnet import Listener
 from harness.server import RunningServer
+from harness.wire import Connection, data_problem
+
+Judge = Callable[[Connection], "str | None"]
 
 Result = dict[str, Any]
 
@@ -32,6 +39,11 @@ def raw(data: bytes) -> dict[str, str]:
 
 def random_bytes(size: int, seed: int = 0) -> dict[str, int]:
     return {"random": size, "seed": seed}
+
+
+def payload(*messages: dict[str, Any]) -> bytes:
+    """The bytes behind payload specs, made the same way the probe makes them."""
+    return b"".join(make_payload(m) for m in messages)
 
 
 def exchange(client: Host, server: RunningServer, *messages: dict[str, Any], **options: Any) -> Result:
@@ -63,6 +75,32 @@ def ending_problem(result: Result) -> str | None:
 
 def failure(headline: str, server: RunningServer) -> str:
     return f"{headline}\n{server.evidence()}"
+
+
+def echoed_exactly(sent: bytes) -> Judge:
+    """Judge: the client's segments carry ``sent``, the server's carry it back, all acknowledged."""
+    return lambda conn: data_problem(conn, sent, sent)
+
+
+def wire_problem(capture: Capture | None, client_port: int, *judges: Judge) -> str | None:
+    """What the capture shows wrong about the connection from ``client_port``, with its packet
+    table; None when it is right or when there is no capture (--wire off, or no tcpdump here)."""
+    if capture is None:
+        return None
+    if capture.dropped:
+        # An incomplete capture proves nothing about the server: say so, do not fail it.
+        warnings.warn(
+            f"capture of port {capture.port} lost {capture.dropped} packet(s); wire checks skipped", stacklevel=2
+        )
+        return None
+    conn = capture.connection(client_port)
+    if conn is None:
+        return f"on the wire: no packet of the connection from port {client_port}\n{capture.table()}"
+    for judge in judges:
+        problem = judge(conn)
+        if problem is not None:
+            return f"on the wire: {problem}\n{conn.table()}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ class BackendUnavailableError(EcholabError):
     """The environment cannot provide a backend: no Docker daemon, an unreachable host, no compiler."""
 
 
+class CaptureUnavailableError(BackendUnavailableError):
+    """tcpdump cannot run here: not installed, or no permission to capture (root or CAP_NET_RAW)."""
+
+
 class HarnessError(EcholabError):
     """The harness itself misbehaved (a probe that crashed, an unparsable reply)."""
 

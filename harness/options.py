@@ -19,6 +19,10 @@ class Options:
     server_mode: str = "iterative"
     ready_timeout: float = 10.0
     rootdir: Path = Path()
+    #: Capture each test's packets with tcpdump and check the TCP exchange.
+    wire: bool = True
+    #: Keep every capture here (failing tests' captures are kept in any case).
+    keep_pcaps: Path | None = None
     #: docker: run the server from this image instead of the reference server image.
     server_image: str | None = None
     #: ssh: the server's host (e.g. a Pi), its login user and port; None user means ssh's own choice.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import pytest
 
 from harness.backends import REGISTRY, backend_class
 from harness.backends.base import Backend, Host
+from harness.capture import Wire
 from harness.errors import BackendUnavailableError, ConfigError, ServerNeverListenedError, ServerStartError
 from harness.options import IMPLS, MODES, Options
 from harness.server import RunningServer, ServerSpec, start_server
@@ -20,6 +21,8 @@ from harness.servercmd import EXAMPLE, ServerCommand
 
 OPTIONS = pytest.StashKey[Options]()
 BEHAVIOUR = "behaviour"
+WIRE = pytest.StashKey[Wire]()
+PCAPS = "pcaps"  # under the rootdir: where a failing test's captures are kept
 SERVER_START = "server_start_failed"
 
 
@@ -65,6 +68,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="iterative",
         help="how the --server-cmd server serves clients: one at a time (iterative, like the lab) or "
         "all at once (concurrent); picks the backlog or the concurrency checks",
+    )
+    group.addoption(
+        "--wire",
+        choices=("on", "off"),
+        default="on",
+        help="capture each test's packets with tcpdump and check the TCP exchange (default on)",
+    )
+    group.addoption(
+        "--keep-pcaps",
+        default=None,
+        metavar="DIR",
+        help=f"keep every test's capture in DIR (a failing test's capture is always kept, in {PCAPS}/)",
     )
     group.addoption(
         "--server-image",
@@ -114,6 +129,8 @@ def parse_options(config: pytest.Config) -> Options:
         server_mode=config.getoption("--server-mode"),
         ready_timeout=config.getoption("--ready-timeout"),
         rootdir=Path(str(config.rootpath)),
+        wire=config.getoption("--wire") == "on",
+        keep_pcaps=Path(config.getoption("--keep-pcaps")) if config.getoption("--keep-pcaps") else None,
         server_image=config.getoption("--server-image"),
         ssh_host=config.getoption("--ssh-host"),
         ssh_user=config.getoption("--ssh-user"),
@@ -273,6 +290,44 @@ def _never_listened() -> dict[str, str]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def _capture_unavailable() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+def wire(
+    request: pytest.FixtureRequest,
+    backend: Backend,
+    target: Target,
+    echolab_options: Options,
+    _capture_unavailable: dict[str, str],
+) -> Iterator[Wire]:
+    """The test's packet captures on the server host; servers started by ``start_server_on`` are
+    watched from before their first packet. A failing test's report shows them as packet tables."""
+    tap = Wire(backend.server_host, echolab_options.wire, _capture_unavailable, target.label)
+    request.node.stash[WIRE] = tap
+    try:
+        yield tap
+    finally:
+        tap.stop()
+        if echolab_options.keep_pcaps is not None:
+            tap.keep(echolab_options.keep_pcaps, request.node.nodeid.split("::")[-1])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    tap = item.stash.get(WIRE, None)
+    if report.when == "call" and report.failed and tap is not None and tap.captures:
+        options = item.config.stash[OPTIONS]
+        directory = options.keep_pcaps or options.rootdir / PCAPS
+        report.sections.append(("echolab packet capture", tap.report(directory, item.nodeid.split("::")[-1])))
+    return report
+
+
 @pytest.fixture
 def start_server_on(
     request: pytest.FixtureRequest,
@@ -280,6 +335,7 @@ def start_server_on(
     target: Target,
     server_spec: ServerSpec,
     echolab_options: Options,
+    wire: Wire,
     _never_listened: dict[str, str],
 ) -> Iterator[StartServer]:
     """Factory: ``start_server_on(backlog=3, mode="iterative")``; every server it starts is stopped."""
@@ -308,6 +364,7 @@ def start_server_on(
                 _never_listened[target.label] = failed
         else:
             started.append(server)
+            server.capture = wire.watch(server.port)
             if backlog is None:  # the server picked its own backlog: believe the kernel, not the flag
                 server.backlog = None
             return server

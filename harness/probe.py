@@ -76,9 +76,16 @@ def errno_name(exc: BaseException) -> str:
     return errno.errorcode.get(code, str(exc)) if code else type(exc).__name__
 
 
-def open_socket(host: str, port: int, timeout: float, syncnt: Optional[int] = None) -> socket.socket:
+def open_socket(
+    host: str, port: int, timeout: float, syncnt: Optional[int] = None, ports: Optional[List[int]] = None
+) -> socket.socket:
+    """A connected socket; its local port is appended to ``ports`` even when the connect fails,
+    so the harness can find the connection's packets in a capture."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
+    if ports is not None:
+        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        ports.append(sock.getsockname()[1])
     if syncnt is not None:
         # One SYN retransmission at most: a dropped SYN must not be retried for seconds (TCP-FACTS).
         sock.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, syncnt)
@@ -117,14 +124,15 @@ def reset(sock: socket.socket) -> None:
 def op_connect(*, host: str, port: int, timeout: float = 2.0) -> Result:
     """Connect once and close: "connected", "refused", "timeout", or another errno name."""
     started = time.monotonic()
+    ports: List[int] = []
     try:
-        sock = open_socket(host, port, timeout)
+        sock = open_socket(host, port, timeout, ports=ports)
     except OSError as exc:
         outcome = "refused" if isinstance(exc, ConnectionRefusedError) else errno_name(exc)
-        return {"outcome": outcome, "elapsed": time.monotonic() - started}
+        return {"outcome": outcome, "elapsed": time.monotonic() - started, "local_port": ports[0]}
     elapsed = time.monotonic() - started
     sock.close()
-    return {"outcome": "connected", "elapsed": elapsed}
+    return {"outcome": "connected", "elapsed": elapsed, "local_port": ports[0]}
 
 
 def op_exchange(
@@ -148,10 +156,11 @@ def op_exchange(
     payloads = [make_payload(m) for m in messages]
     expected = b"".join(payloads)
     started = time.monotonic()
+    ports: List[int] = []
     try:
-        sock = open_socket(host, port, timeout)
+        sock = open_socket(host, port, timeout, ports=ports)
     except OSError as exc:
-        return {"connected": False, "error": errno_name(exc), "expected_len": len(expected)}
+        return {"connected": False, "error": errno_name(exc), "expected_len": len(expected), "local_port": ports[0]}
     got = bytearray()
     end = "open"
     write_error: List[str] = []
@@ -177,7 +186,7 @@ def op_exchange(
             sock.shutdown(socket.SHUT_WR)
             end = read_to_end(sock, got)  # anything extra after the echo is a difference too
     result = compare(expected, bytes(got))
-    result.update(connected=True, end=end, elapsed=time.monotonic() - started)
+    result.update(connected=True, end=end, elapsed=time.monotonic() - started, local_port=ports[0])
     if write_error:
         result["write_error"] = write_error[0]
     return result
@@ -218,7 +227,8 @@ def op_backlog(
     resume = threading.Event()
     if hold:
         signal.signal(signal.SIGUSR1, lambda *_: resume.set())
-    served = open_socket(host, port, serve_timeout)
+    ports: List[int] = []
+    served = open_socket(host, port, serve_timeout, ports=ports)
     served.sendall(b"served")
     got = bytearray()
     served_end = read_to_end(served, got, want=6)
@@ -231,7 +241,7 @@ def op_backlog(
     for i in range(limit):
         started = time.monotonic()
         try:
-            sock = open_socket(host, port, connect_timeout, syncnt=1)
+            sock = open_socket(host, port, connect_timeout, syncnt=1, ports=ports)
         except OSError as exc:
             stopped_by = "refused" if isinstance(exc, ConnectionRefusedError) else errno_name(exc)
             break
@@ -254,6 +264,9 @@ def op_backlog(
         sock.close()
     return {
         "served_echo": True,
+        "served_port": ports[0],
+        "queued_ports": ports[1 : 1 + len(queued)],
+        "failed_port": ports[1 + len(queued)] if stopped_by != "limit" else None,
         "completed": len(queued),
         "stopped_by": stopped_by,
         "connect_times": timings,
@@ -288,10 +301,11 @@ def op_concurrent(*, host: str, port: int, clients: int, timeout: float = 5.0) -
 def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0) -> Result:
     """Misbehave towards the server: "reset" after reading the echo, "reset_unread" with the server
     stuck writing an echo nobody reads, "vanish" without a byte, "garbage" and close unread."""
+    ports: List[int] = []
     try:
-        sock = open_socket(host, port, timeout)
+        sock = open_socket(host, port, timeout, ports=ports)
     except OSError as exc:
-        return {"connected": False, "error": errno_name(exc)}
+        return {"connected": False, "error": errno_name(exc), "local_port": ports[0]}
     if how == "vanish":
         sock.close()
     elif how == "reset":
@@ -307,7 +321,7 @@ def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0) -> Result:
     else:
         sock.close()
         raise ValueError(f"unknown abuse {how!r}")
-    return {"connected": True, "done": how}
+    return {"connected": True, "done": how, "local_port": ports[0]}
 
 
 def fill_until_stuck(sock: socket.socket, timeout: float) -> int:

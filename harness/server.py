@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from harness.backends.base import Host, Process
+from harness.capture import Capture
 from harness.errors import ServerNeverListenedError, ServerStartError
 from harness.evidence import tail_block
 from harness.servercmd import ServerCommand
@@ -52,6 +53,8 @@ class RunningServer:
         self.backlog = backlog
         self.mode = mode
         self.process = process
+        #: Its packets, when the test's wire capture is on (see harness/capture.py).
+        self.capture: Capture | None = None
 
     @property
     def endpoint(self) -> str:

@@ -14,11 +14,14 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from harness.errors import HarnessError
+from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.procnet import Listener, listeners_from_proc, listeners_from_ss
+
+if TYPE_CHECKING:
+    from harness.capture import Capture
 
 OUTPUT_LINES = 400  # how much of a server's output is kept for failure reports
 
@@ -176,6 +179,10 @@ class Host(ABC):
         if "probe_error" in result:
             raise HarnessError(f"probe {op!r} on {self.label} failed: {result['probe_error']}")
         return result
+
+    def start_capture(self, port: int) -> Capture:
+        """tcpdump on this host for TCP traffic on ``port``, listening before this returns."""
+        raise CaptureUnavailableError(f"packet capture is not available on {self.label}")
 
     def close(self) -> None:  # noqa: B027 - most hosts hold nothing; those that do override it
         """Release what the host holds; processes are stopped by their owners first."""

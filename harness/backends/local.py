@@ -10,13 +10,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import echo
 from harness import build, probe
 from harness.backends.base import Backend, Completed, Host, OutputLog, Process
-from harness.errors import HarnessError
+from harness.capture import Capture, tcpdump_argv
+from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 
 ECHO_DIR = Path(echo.__file__).resolve().parent
@@ -98,6 +100,16 @@ class LocalHost(Host):
             sock.bind(("0.0.0.0", 0))
             port: int = sock.getsockname()[1]
             return port
+
+    def start_capture(self, port: int) -> Capture:
+        if shutil.which("tcpdump") is None:
+            raise CaptureUnavailableError("tcpdump is not installed on this machine (apt-get install tcpdump)")
+        fd, path = tempfile.mkstemp(prefix="echolab-", suffix=".pcap")
+        os.close(fd)
+        argv = tcpdump_argv("lo", port, path, as_root=os.geteuid() == 0)
+        return Capture.start(
+            LocalProcess(argv), port, fetch=Path(path).read_bytes, cleanup=lambda: Path(path).unlink(missing_ok=True)
+        )
 
     def read_proc_net(self) -> str:
         return "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks import fill_backlog, own_backlog
+from harness.checks import fill_backlog, own_backlog, wire_problem
+from harness.wire import dropped_syn_problem, handshake_problem
 
 pytestmark = pytest.mark.behaviour("listen backlog")
 
@@ -30,6 +31,13 @@ def test_backlog_admits_exactly_backlog_plus_one_while_busy(start_server_on, ser
         f"complete and connect #{expected + 1} to time out (SYN dropped); {seen.completed} completed and the "
         f"probe stopped by {result['stopped_by']}\n{seen.kernel_summary()}\n{server.evidence()}"
     )
+    # On the wire: every queued connection completed its handshake; the one over the limit sent a
+    # SYN that nobody answered (its retransmission is test_wire's business: it takes a second).
+    for port in result["queued_ports"]:
+        on_wire = wire_problem(server.capture, port, handshake_problem)
+        assert on_wire is None, f"queued connection from port {port}: {on_wire}\n{server.evidence()}"
+    on_wire = wire_problem(server.capture, result["failed_port"], lambda c: dropped_syn_problem(c, retransmitted=False))
+    assert on_wire is None, f"connection over the limit: {on_wire}\n{server.evidence()}"
     if seen.kernel:
         assert seen.kernel[0].queued == expected, f"{seen.kernel_summary()}\n{server.evidence()}"
         if backlog is not None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks import connect, echo_problem, exchange, failure, text
+from harness.checks import connect, echo_problem, exchange, failure, text, wire_problem
+from harness.wire import refused_problem
 
 pytestmark = pytest.mark.behaviour("connection refused")
 
 
-def test_nothing_listening_is_refused_at_once(backend, server_host, client_host):
+def test_nothing_listening_is_refused_at_once(backend, server_host, client_host, wire):
     port = server_host.free_port()
+    capture = wire.watch(port)
     result = connect(client_host, backend.server_address, port, timeout=2.0)
     assert result["outcome"] == "refused", (
         f"connect to {backend.server_address}:{port} with nothing listening: expected ECONNREFUSED "
         f"within 2 s, got {result['outcome']} after {result['elapsed']:.3f} s"
     )
+    on_wire = wire_problem(capture, result["local_port"], refused_problem)
+    assert on_wire is None, on_wire
 
 
 def test_killed_server_refuses_new_connections(client_host, echo_server):
@@ -26,6 +30,8 @@ def test_killed_server_refuses_new_connections(client_host, echo_server):
     assert result["outcome"] == "refused", failure(
         f"after SIGKILL of the server, expected new connections refused, got {result['outcome']}", echo_server
     )
+    on_wire = wire_problem(echo_server.capture, result["local_port"], refused_problem)
+    assert on_wire is None, failure(f"after SIGKILL of the server: {on_wire}", echo_server)
 
 
 def test_lab_client_reports_refused_clearly(backend, server_host, client_host, lab_client):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks import echo_problem, exchange, failure, text
+from harness.checks import echo_problem, exchange, failure, text, wire_problem
+from harness.wire import reset_problem
 
 pytestmark = pytest.mark.behaviour("robustness")
 
@@ -23,6 +24,7 @@ def assert_still_serving(client_host, server, after: str) -> None:
 def test_survives_a_misbehaving_client_and_serves_the_next(client_host, echo_server, how):
     # reset_unread leaves the echo unread and resets: the server's next write fails with EPIPE or
     # ECONNRESET, and a C server that does not ignore SIGPIPE dies of it (TCP-FACTS).
+    ports = []
     for i in range(3):
         result = client_host.probe("abuse", host=echo_server.address, port=echo_server.port, how=how)
         assert result["connected"], failure(
@@ -30,7 +32,12 @@ def test_survives_a_misbehaving_client_and_serves_the_next(client_host, echo_ser
             f"({result['error']})",
             echo_server,
         )
+        ports.append(result["local_port"])
     assert_still_serving(client_host, echo_server, f"three clients that did '{how}'")
+    if how.startswith("reset"):  # SO_LINGER {1, 0}: the client's kernel sends RST, not FIN
+        for port in ports:
+            on_wire = wire_problem(echo_server.capture, port, lambda c: reset_problem(c, by_client=True))
+            assert on_wire is None, failure(f"client from port {port} doing '{how}': {on_wire}", echo_server)
 
 
 def test_serves_clients_one_after_another(client_host, echo_server):

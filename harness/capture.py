@@ -1,0 +1,162 @@
+"""Real tcpdump around a test: started before its traffic, stopped so the file is complete.
+
+A host starts tcpdump its own way (a local process, a sidecar container sharing the server's
+network namespace, sudo on a Pi); what follows is shared: wait for "listening on", stop with
+SIGINT, fetch the file, parse it (harness/wire.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from harness.backends.base import Host, Process
+from harness.errors import CaptureUnavailableError
+from harness.wire import Connection, Segment, connections, packet_table, read_pcap
+
+READY_TIMEOUT = 10.0
+
+
+def tcpdump_argv(interface: str, port: int, path: str, as_root: bool = True) -> list[str]:
+    """tcpdump writing every packet on ``port`` to ``path`` as it arrives.
+
+    -U with --immediate-mode: each packet is written at once, so SIGINT loses nothing (without
+    --immediate-mode, TPACKET_V3 holds packets in a ring block that tcpdump never drains).
+    -s/-B: in immediate mode libpcap uses a TPACKET_V2 ring with one slot per snapshot length;
+    the default (256 KiB snaplen, 2 MiB buffer) holds only 8 packets, and a handshake burst on
+    loopback overflows it. A 64 KiB snaplen still holds loopback's 64 KiB segments whole.
+    -Z root: Debian's tcpdump started as root otherwise drops to the tcpdump user before opening
+    the file, and cannot write into a private temp directory.
+    """
+    argv = ["tcpdump", "-i", interface, "-n", "-s", "65600", "-B", "32768", "-U", "--immediate-mode", "-w", path]
+    return [*argv, *(["-Z", "root"] if as_root else []), f"tcp port {port}"]
+
+
+class Capture:
+    """One tcpdump for one server port; ``stop()`` is idempotent and returns the pcap bytes."""
+
+    def __init__(self, process: Process, port: int, fetch: Callable[[], bytes], cleanup: Callable[[], None]) -> None:
+        self.process = process
+        self.port = port
+        self._fetch = fetch
+        self._cleanup = cleanup
+        self._pcap: bytes | None = None
+        self._segments: list[Segment] | None = None
+        self.saved: Path | None = None
+
+    @classmethod
+    def start(cls, process: Process, port: int, fetch: Callable[[], bytes], cleanup: Callable[[], None]) -> Capture:
+        """Wait until tcpdump reports it is listening; traffic before that would be missed."""
+        capture = cls(process, port, fetch, cleanup)
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                return True
+            return any("listening on" in line for line in process.output())
+
+        with contextlib.suppress(RetryError):  # judged just below, with tcpdump's own words
+            Retrying(
+                stop=stop_after_delay(READY_TIMEOUT),
+                wait=wait_exponential(multiplier=0.002, max=0.1),
+                retry=retry_if_result(lambda ok: not ok),
+            )(listening)
+        if process.poll() is not None or not any("listening on" in line for line in process.output()):
+            said = " | ".join(process.output()[-3:]) or "nothing"
+            process.kill()
+            cleanup()
+            raise CaptureUnavailableError(f"tcpdump did not start capturing ({process.describe_status()}): {said}")
+        return capture
+
+    def stop(self) -> bytes:
+        if self._pcap is None:
+            self.process.signal(signal.SIGINT)
+            if self.process.wait(10.0) is None:
+                self.process.kill()
+            try:
+                self._pcap = self._fetch()
+            finally:
+                self._cleanup()
+        return self._pcap
+
+    @property
+    def dropped(self) -> int:
+        """Packets the kernel dropped before tcpdump read them, from its closing statistics."""
+        self.stop()
+        for line in self.process.output():
+            match = re.match(r"(\d+) packets? dropped by kernel", line)
+            if match:
+                return int(match.group(1))
+        return 0
+
+    def segments(self) -> list[Segment]:
+        if self._segments is None:
+            self._segments = read_pcap(self.stop())
+        return self._segments
+
+    def connections(self) -> list[Connection]:
+        return connections(self.segments(), self.port)
+
+    def connection(self, client_port: int) -> Connection | None:
+        """The connection the client made from ``client_port`` (the last one, if the port was reused)."""
+        found = [conn for conn in self.connections() if conn.client[1] == client_port]
+        return found[-1] if found else None
+
+    def table(self) -> str:
+        return packet_table(self.segments(), self.port)
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.stop())
+        self.saved = path
+        return path
+
+
+class Wire:
+    """A test's packet captures, one per watched port on the server host. When capture is off or
+    impossible here, ``watch`` returns None and every wire check is skipped; ``reason`` says why."""
+
+    def __init__(self, host: Host, enabled: bool, unavailable: dict[str, str], key: str) -> None:
+        self.host = host
+        self.enabled = enabled
+        self._unavailable = unavailable  # shared by the session: one failed attempt is enough
+        self._key = key
+        self.captures: list[Capture] = []
+
+    @property
+    def reason(self) -> str | None:
+        if not self.enabled:
+            return "packet capture is switched off (--wire off)"
+        return self._unavailable.get(self._key)
+
+    def watch(self, port: int) -> Capture | None:
+        if self.reason is not None:
+            return None
+        try:
+            capture = self.host.start_capture(port)
+        except CaptureUnavailableError as exc:
+            self._unavailable[self._key] = f"no packet capture: {exc}"
+            return None
+        self.captures.append(capture)
+        return capture
+
+    def stop(self) -> None:
+        for capture in self.captures:
+            capture.stop()
+
+    def keep(self, directory: Path, name: str) -> list[Path]:
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+        return [
+            capture.saved or capture.save(directory / f"{stem}-{i}.pcap") for i, capture in enumerate(self.captures, 1)
+        ]
+
+    def report(self, directory: Path, name: str) -> str:
+        """Every capture as a packet table, and where its pcap was kept (open it in Wireshark)."""
+        blocks = []
+        for capture, path in zip(self.captures, self.keep(directory, name)):
+            blocks.append(f"capture of port {capture.port}, kept at {path} (open it in Wireshark):\n{capture.table()}")
+        return "\n\n".join(blocks)
