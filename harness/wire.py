@@ -342,3 +342,63 @@ def packet_table(segments: Sequence[Segment], server_port: int | None = None) ->
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:6])) + "  " + row[6] for row in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One segment of a reference exchange: who sends it, its flags, its payload length."""
+
+    label: str
+    from_client: bool
+    flags: int
+    length: int = 0
+    optional: bool = False  # an ACK that may ride on the next segment instead of going alone
+
+    def matches(self, conn: Connection, seg: Segment) -> bool:
+        special = SYN | FIN | RST
+        return (
+            conn.from_client(seg) == self.from_client
+            and seg.has(self.flags)
+            and seg.flags & special == self.flags & special
+            and len(seg.payload) == self.length
+        )
+
+
+def lab_ladder(message_len: int) -> list[Step]:
+    """The lab's Wireshark capture of "connect, send Hello, echo, close": packets 11-13, 18-21 and
+    26-28, with the variations kernels may legitimately show marked optional (TCP-FACTS)."""
+    return [
+        Step("11 SYN", True, SYN),
+        Step("12 SYN, ACK", False, SYN | ACK),
+        Step("13 ACK", True, ACK),
+        Step(f"18 PSH, ACK Len={message_len}", True, ACK, message_len),
+        Step("19 ACK", False, ACK, optional=True),
+        Step(f"20 PSH, ACK Len={message_len}", False, ACK, message_len),
+        Step("21 ACK", True, ACK, optional=True),
+        Step("26 FIN, ACK", True, FIN | ACK),
+        Step("-- ACK (4-segment teardown)", False, ACK, optional=True),
+        Step("27 FIN, ACK", False, FIN | ACK),
+        Step("28 ACK", True, ACK),
+    ]
+
+
+def ladder_problem(conn: Connection, ladder: Sequence[Step]) -> tuple[str | None, str]:
+    """Match the connection segment by segment against ``ladder``: (problem or None, the pairing)."""
+    pairs: list[str] = []
+    segs = list(conn.segments)
+    i = 0
+    problem: str | None = None
+    for step in ladder:
+        seg = segs[i] if i < len(segs) else None
+        if seg is not None and step.matches(conn, seg):
+            pairs.append(f"{step.label:<30} frame {seg.no}: [{seg.flag_names}] Len={len(seg.payload)}")
+            i += 1
+        elif step.optional:
+            pairs.append(f"{step.label:<30} (not sent alone: acknowledged by the next segment)")
+        else:
+            got = f"frame {seg.no}: [{seg.flag_names}] Len={len(seg.payload)}" if seg else "the end of the capture"
+            problem = f"lab packet {step.label} expected, got {got}"
+            break
+    if problem is None and i < len(segs):
+        problem = f"{len(segs) - i} segment(s) more than the lab's exchange, from frame {segs[i].no}"
+    return problem, "\n".join(pairs)

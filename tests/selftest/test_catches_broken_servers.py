@@ -85,3 +85,14 @@ def test_silent_loopback_only_server_passes_the_whole_suite():
     status, report = run_suite(broken("silent"))
     assert status == 0, f"a correct server that prints nothing must pass:\n{report}"
     assert "VERDICT: PASS" in report and " skipped" in report  # concurrent-only checks do not apply
+
+
+def test_server_that_resets_instead_of_fin_fails_on_the_wire_with_the_packet_table():
+    status, report = run_suite(broken("reset-on-close"), "-k", "lab_exchange or fin_not_reset")
+    if "packet capture" in report and "skipped" in report and "BROKEN  wire" not in report:
+        pytest.skip("no packet capture on this machine (root or CAP_NET_RAW and tcpdump needed)")
+    assert status == 1, report
+    assert "BROKEN  wire" in report, report
+    assert "lab packet 27 FIN, ACK expected, got frame" in report, report
+    assert "[RST, ACK]" in report and "No.  Time" in report, "the report should show the packet table"
+    assert "kept at" in report and ".pcap (open it in Wireshark)" in report, report
