@@ -2,7 +2,7 @@
 # Make sure a Docker engine answers on this machine; idempotent.
 #
 # - If `docker info` already answers (a GitHub runner, a developer's machine, a second run),
-#   nothing is done.
+#   only a missing compose CLI is installed (Debian's docker-compose v1; v2 counts as well).
 # - Otherwise Debian's engine is installed if missing (docker.io, docker-compose v1, and
 #   debootstrap for ci/base-image.sh), a pid file left by a killed daemon is removed, and
 #   dockerd is started detached from this shell (log: /var/log/dockerd.log). It keeps running
@@ -51,10 +51,33 @@ pid_alive() { # pid; a zombie does not count
     esac
 }
 
+compose_present() {
+    docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1
+}
+
+apt_install() { # package...
+    local ti aptlog
+    log "installing $* from Debian's archive"
+    ti=$(date +%s)
+    aptlog=$(mktemp)
+    if ! { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+           "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+               -o Dpkg::Use-Pty=0 "$@"; } >"$aptlog" 2>&1; then
+        echo "ci: error: apt-get could not install $*; last lines of its output follow" >&2
+        tail -n 25 "$aptlog" >&2
+        rm -f "$aptlog"
+        exit 1
+    fi
+    rm -f "$aptlog"
+    log "installed in $(( $(date +%s) - ti )) s"
+}
+
 t0=$(date +%s)
 
 if docker_answers; then
-    log "docker engine already answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')); nothing to do"
+    log "docker engine already answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+    # The compose test (tests/docker/test_compose.py) needs either compose CLI.
+    compose_present || apt_install docker-compose
     exit 0
 fi
 
@@ -62,26 +85,13 @@ fi
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
-if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
-    missing+=(docker-compose)
-fi
+compose_present || missing+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
     # de-duplicate, keep order
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
-    log "installing ${missing[*]} from Debian's archive"
-    ti=$(date +%s)
-    aptlog=$(mktemp)
-    if ! { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-           "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-               -o Dpkg::Use-Pty=0 "${missing[@]}"; } >"$aptlog" 2>&1; then
-        echo "ci: error: apt-get could not install ${missing[*]}; last lines of its output follow" >&2
-        tail -n 25 "$aptlog" >&2
-        rm -f "$aptlog"
-        exit 1
-    fi
-    rm -f "$aptlog"
-    log "installed in $(( $(date +%s) - ti )) s: $(dockerd --version 2>/dev/null || echo 'dockerd ?')"
+    apt_install "${missing[@]}"
+    log "$(dockerd --version 2>/dev/null || echo 'dockerd ?')"
 fi
 
 # The install may have started a daemon through the init scripts; look again.

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import signal
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from harness.errors import CaptureUnavailableError
 from harness.wire import Connection, Segment, connections, packet_table, read_pcap
 
 READY_TIMEOUT = 10.0
+MARK_PORT = 9  # discard: the flush marker's datagrams go there and nowhere else
+MARK_TIMEOUT = 3.0
 
 
 def tcpdump_argv(interface: str, port: int, path: str, as_root: bool = True) -> list[str]:
@@ -34,25 +39,44 @@ def tcpdump_argv(interface: str, port: int, path: str, as_root: bool = True) -> 
     the file, and cannot write into a private temp directory.
     """
     argv = ["tcpdump", "-i", interface, "-n", "-s", "65600", "-B", "32768", "-U", "--immediate-mode", "-w", path]
-    return [*argv, *(["-Z", "root"] if as_root else []), f"tcp port {port}"]
+    return [*argv, *(["-Z", "root"] if as_root else []), f"tcp port {port} or udp port {MARK_PORT}"]
 
 
 class Capture:
     """One tcpdump for one server port; ``stop()`` is idempotent and returns the pcap bytes."""
 
-    def __init__(self, process: Process, port: int, fetch: Callable[[], bytes], cleanup: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        process: Process,
+        port: int,
+        fetch: Callable[[], bytes],
+        cleanup: Callable[[], None],
+        mark_to: str | None = None,
+    ) -> None:
         self.process = process
         self.port = port
         self._fetch = fetch
         self._cleanup = cleanup
+        self._mark_to = mark_to
         self._pcap: bytes | None = None
         self._segments: list[Segment] | None = None
         self.saved: Path | None = None
 
     @classmethod
-    def start(cls, process: Process, port: int, fetch: Callable[[], bytes], cleanup: Callable[[], None]) -> Capture:
-        """Wait until tcpdump reports it is listening; traffic before that would be missed."""
-        capture = cls(process, port, fetch, cleanup)
+    def start(
+        cls,
+        process: Process,
+        port: int,
+        fetch: Callable[[], bytes],
+        cleanup: Callable[[], None],
+        mark_to: str | None = None,
+    ) -> Capture:
+        """Wait until tcpdump reports it is listening; traffic before that would be missed.
+
+        ``mark_to`` is the captured host's address as this machine reaches it: ``stop`` sends a
+        marker datagram there and waits for it in the file before stopping tcpdump (see flush).
+        """
+        capture = cls(process, port, fetch, cleanup, mark_to)
 
         def listening() -> bool:
             if process.poll() is not None:
@@ -72,8 +96,33 @@ class Capture:
             raise CaptureUnavailableError(f"tcpdump did not start capturing ({process.describe_status()}): {said}")
         return capture
 
+    def flush(self) -> bool:
+        """Wait until tcpdump has written everything captured so far.
+
+        tcpdump stops at SIGINT without reading what is still queued in its kernel ring, so a busy
+        machine can lose a connection's last packets. A UDP datagram sent to the captured host now
+        is queued behind them; once the file holds it, they are all in the file too.
+        """
+        if self._mark_to is None:
+            return False
+        token = b"echolab-capture-mark-" + secrets.token_hex(8).encode()
+        family = socket.AF_INET6 if ":" in self._mark_to else socket.AF_INET
+        deadline = time.monotonic() + MARK_TIMEOUT
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError):  # ICMP unreachable from an earlier mark, say
+                    sock.sendto(token, (self._mark_to, MARK_PORT))
+                resend = time.monotonic() + 0.25  # a datagram may be lost on a real network
+                while time.monotonic() < min(resend, deadline):
+                    if token in self._fetch():
+                        return True
+                    time.sleep(0.005)  # polling a file another process appends to
+        return False
+
     def stop(self) -> bytes:
         if self._pcap is None:
+            if self.process.poll() is None:
+                self.flush()
             self.process.signal(signal.SIGINT)
             if self.process.wait(10.0) is None:
                 self.process.kill()

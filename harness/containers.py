@@ -1,0 +1,141 @@
+"""The docker backend's network and containers: made with testcontainers, labelled, removed.
+
+Names and subnets never collide: each backend's names carry the run id, the xdist worker and a
+serial number, and its network takes a random /28 of echolab's range, another one if that is
+taken. Every container and network carries the run's labels (harness/dockerlabels.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import os
+import random
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+from harness import dockerlabels
+from harness.errors import BackendUnavailableError, ConfigError
+
+# Cleanup is by label; Ryuk's image cannot be pulled everywhere. testcontainers reads this when it
+# starts a container: set it before that, whatever the user had.
+os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+
+#: Each backend's network is a /28 somewhere in here (override with ECHOLAB_DOCKER_SUBNETS).
+SUBNETS = ipaddress.ip_network(os.environ.get("ECHOLAB_DOCKER_SUBNETS", "172.30.0.0/16"))
+PREFIX = 28  # 14 addresses: the gateway, the two hosts, spare servers
+TRIES = 20
+START_HELP = "start it (sudo systemctl start docker, or `sudo dockerd &`), or set DOCKER_HOST"
+_SERIAL = itertools.count(1)
+
+
+def connect() -> Any:
+    """A client of the daemon that DOCKER_HOST (or the default socket) names, known to answer."""
+    from docker.client import DockerClient
+
+    try:
+        client = DockerClient.from_env()
+        client.ping()
+    except Exception as exc:  # the SDK raises several kinds (DockerException, requests' errors)
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise BackendUnavailableError(f"no Docker daemon answers at {where}: {START_HELP}") from exc
+    return client
+
+
+class ContainerFactory:
+    """Makes one backend's network and containers, named and labelled for its run and worker."""
+
+    def __init__(self, api: Any, run: str, images: dict[str, str]) -> None:
+        self.api = api  # the docker SDK's low-level client, for the hosts' exec calls
+        self.run = run
+        self.server_image = images["server"]
+        self.client_image = images["client"]
+        # Unique on this daemon: the run, the xdist worker, and which backend of this process.
+        self.base = f"echolab-{run}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{next(_SERIAL)}"
+        self._network: Any = None
+
+    @property
+    def network_name(self) -> str:
+        return str(self._network.name)
+
+    @contextlib.contextmanager
+    def network(self) -> Iterator[Any]:
+        """A user-defined bridge on a small subnet of our own; another one if that is taken."""
+        import docker.errors
+        from docker.types import IPAMConfig, IPAMPool
+        from testcontainers.core.network import Network
+
+        subnets = list(SUBNETS.subnets(new_prefix=PREFIX))
+        for subnet in random.sample(subnets, min(len(subnets), TRIES)):
+            network = Network(
+                docker_network_kw={
+                    "driver": "bridge",
+                    "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
+                    "labels": dockerlabels.owner_labels(self.run),
+                }
+            )
+            network.name = f"{self.base}-net"
+            try:
+                network.create()
+            except docker.errors.APIError as exc:
+                if "overlap" in str(exc).lower():  # "Pool overlaps with other one on this address space"
+                    continue
+                raise BackendUnavailableError(f"cannot create network {network.name}: {exc.explanation}") from None
+            except BaseException:  # Ctrl-C after the daemon made it: remove it by name
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.api.remove_network(network.name)
+                raise
+            self._network = network
+            try:
+                yield network
+            finally:
+                network.remove()
+            return
+        raise BackendUnavailableError(
+            f"no free /{PREFIX} left in {SUBNETS} after {TRIES} tries: remove leftover networks "
+            f"(docker network ls --filter label={dockerlabels.RUN}) or set ECHOLAB_DOCKER_SUBNETS"
+        )
+
+    def start(self, stack: ExitStack, role: str, image: str, *, idle: bool = False, netns: Any = None) -> Any:
+        """Start a container on the network and return the SDK's view of it; ``stack`` removes it.
+        ``idle``: the user's own image, kept up by ``sleep infinity`` whatever its entrypoint.
+        ``netns``: a host whose network namespace it joins instead (a capture sidecar)."""
+        from testcontainers.core.container import DockerContainer
+
+        name = f"{self.base}-{role}"
+        kwargs: dict[str, Any] = {"labels": {**dockerlabels.owner_labels(self.run), "org.echolab.role": role}}
+        if idle:
+            # sleep itself as PID 1 (no init): if the image has none, the start fails right here.
+            kwargs.update(entrypoint=["sleep", "infinity"])
+        if netns is not None:
+            kwargs.update(network_mode=f"container:{netns.container_id}")
+        else:
+            kwargs.update(network=self._network, hostname=role)
+        container = DockerContainer(image, name=name, **kwargs)
+        # Removal by name is arranged first: Ctrl-C may land after the daemon created the
+        # container and before testcontainers knows it.
+        stack.callback(self._remove, container, name)
+        try:
+            container.start()
+        except Exception as exc:
+            raise start_error(role, image, exc, idle) from None
+        return container.get_wrapped_container()
+
+    def _remove(self, container: Any, name: str) -> None:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound):  # never made, or a test removed it
+            self.api.remove_container(name, force=True, v=True)
+        container.get_docker_client().client.close()
+
+
+def start_error(role: str, image: str, exc: Exception, idle: bool) -> Exception:
+    reason = str(getattr(exc, "explanation", None) or exc).splitlines()[0]
+    if idle and ("executable file not found" in reason or "no sh" in reason):
+        return ConfigError(
+            f"--server-image {image} cannot idle: the docker backend keeps it up with `sleep infinity` and runs "
+            f"--server-cmd in it through `sh`, so the image needs sleep and sh (coreutils or busybox)"
+        )
+    return BackendUnavailableError(f"cannot start the {role} container from {image}: {reason}")
