@@ -108,7 +108,11 @@ class LocalHost(Host):
         os.close(fd)
         argv = tcpdump_argv("lo", port, path, as_root=os.geteuid() == 0)
         return Capture.start(
-            LocalProcess(argv), port, fetch=Path(path).read_bytes, cleanup=lambda: Path(path).unlink(missing_ok=True)
+            LocalProcess(argv),
+            port,
+            fetch=Path(path).read_bytes,
+            cleanup=lambda: Path(path).unlink(missing_ok=True),
+            mark_to=self.address,
         )
 
     def read_proc_net(self) -> str:
