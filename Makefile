@@ -23,7 +23,28 @@ check: $(STAMP) ## The main job: the behaviour suite against the reference serve
 
 .PHONY: test
 test: lint ## Everything: lint, unit tests, harness self-tests, behaviour suite on every backend here
-	$(BIN)/pytest -n auto --impl python,c $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --backend local,docker --impl python,c $(PYTEST_ARGS)
+
+# pi-test: HOST, USER, PORT, CLIENT_HOST and SSH_CONFIG count only when given on the make command
+# line: USER is also everyone's login name in the environment, and HOST and PORT are often set too.
+cli = $(if $(filter command line,$(origin $(1))),$(2) '$(subst ','\'',$($(1)))')
+IMPL ?= python
+JUNIT ?= reports/pi-test.xml
+
+.PHONY: pi-test
+pi-test: $(STAMP) ## The suite against a Raspberry Pi over SSH: make pi-test HOST=raspberrypi.local [USER=pi] [PORT=22]
+	$(if $(call cli,HOST),,$(error name the Pi: make pi-test HOST=raspberrypi.local [USER=pi] [PORT=22]))
+	$(BIN)/pytest tests/behaviour --backend ssh --impl '$(IMPL)' $(call cli,HOST,--ssh-host) $(call cli,USER,--ssh-user) \
+		$(call cli,PORT,--ssh-port) $(call cli,SSH_CONFIG,--ssh-config) $(call cli,CLIENT_HOST,--ssh-client-host) \
+		--junitxml='$(JUNIT)' $(PYTEST_ARGS)
+
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+LAB = $(COMPOSE) -p echolab -f docker/docker-compose.yml
+
+.PHONY: up
+up: ## The lab by hand: server and lab client in two containers, the client at your keyboard (Ctrl-D ends it)
+	$(LAB) build
+	$(LAB) run --rm client; status=$$?; $(LAB) down --remove-orphans --timeout 2; exit $$status
 
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy, as CI runs them
