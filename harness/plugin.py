@@ -216,6 +216,7 @@ class BackendPool:
                 self._made[name] = backend_class(name).create(self.options)
             except BackendUnavailableError as exc:
                 self._failed[name] = f"backend {name} unavailable: {exc}"
+            if name in self._failed:  # outside the except block: one clean line in the report
                 unavailable(self._failed[name])
         return self._made[name]
 
@@ -397,7 +398,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             if report.when != "call" and kind == "passed":
                 continue
             # A server that never came up is not evidence about the behaviour the test checks.
-            behaviour = "server start" if props.get(SERVER_START) else props[BEHAVIOUR]
+            if props.get(SERVER_START):
+                behaviour = "server start"
+            elif kind == "error":  # a fixture failed: no verdict on the server from that test
+                behaviour = "setup (harness/env)"
+            else:
+                behaviour = props[BEHAVIOUR]
             outcome[behaviour][kind].append(report.nodeid.split("::")[-1])
     if not outcome:
         return
@@ -417,7 +423,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if kinds["skipped"]:
             line += f", {len(kinds['skipped'])} skipped"
         terminalreporter.write_line(line, red=bool(bad), green=not bad and bool(kinds["passed"]))
+    checked = sum(len(kinds["passed"]) for kinds in outcome.values())
     if broken:
         terminalreporter.write_line(f"VERDICT: FAIL - broken: {', '.join(broken)}", red=True, bold=True)
+    elif exitstatus == pytest.ExitCode.INTERRUPTED:
+        terminalreporter.write_line("VERDICT: INCOMPLETE - the run was interrupted", yellow=True, bold=True)
+    elif not checked:
+        terminalreporter.write_line(
+            "VERDICT: NOT JUDGED - every check was skipped (reasons in the summary)", yellow=True, bold=True
+        )
     else:
         terminalreporter.write_line("VERDICT: PASS - every behaviour checked holds", green=True, bold=True)
