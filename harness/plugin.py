@@ -387,24 +387,38 @@ def echo_server(start_server_on: StartServer) -> RunningServer:
     return start_server_on()
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """A verdict per lab behaviour, readable without scrolling through the test log."""
+def _outcomes(stats: dict[str, list[Any]]) -> dict[str, dict[str, list[str]]]:
+    """Test names by behaviour and outcome; a test whose server never came up, or whose fixtures
+    failed, is filed under that instead: it is no evidence about the behaviour it checks."""
     outcome: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for kind in ("passed", "failed", "error", "skipped"):
-        for report in terminalreporter.stats.get(kind, []):
+        for report in stats.get(kind, []):
             props = dict(getattr(report, "user_properties", []))
-            if BEHAVIOUR not in props:
+            if BEHAVIOUR not in props or (report.when != "call" and kind == "passed"):
                 continue
-            if report.when != "call" and kind == "passed":
-                continue
-            # A server that never came up is not evidence about the behaviour the test checks.
             if props.get(SERVER_START):
                 behaviour = "server start"
-            elif kind == "error":  # a fixture failed: no verdict on the server from that test
+            elif kind == "error":
                 behaviour = "setup (harness/env)"
             else:
                 behaviour = props[BEHAVIOUR]
             outcome[behaviour][kind].append(report.nodeid.split("::")[-1])
+    return outcome
+
+
+def _verdict(broken: list[str], checked: int, exitstatus: int) -> tuple[str, dict[str, bool]]:
+    if broken:
+        return f"VERDICT: FAIL - broken: {', '.join(broken)}", {"red": True}
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "VERDICT: INCOMPLETE - the run was interrupted", {"yellow": True}
+    if not checked:
+        return "VERDICT: NOT JUDGED - every check was skipped (reasons in the summary)", {"yellow": True}
+    return "VERDICT: PASS - every behaviour checked holds", {"green": True}
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """A verdict per lab behaviour, readable without scrolling through the test log."""
+    outcome = _outcomes(terminalreporter.stats)
     if not outcome:
         return
     options = config.stash[OPTIONS]
@@ -424,13 +438,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             line += f", {len(kinds['skipped'])} skipped"
         terminalreporter.write_line(line, red=bool(bad), green=not bad and bool(kinds["passed"]))
     checked = sum(len(kinds["passed"]) for kinds in outcome.values())
-    if broken:
-        terminalreporter.write_line(f"VERDICT: FAIL - broken: {', '.join(broken)}", red=True, bold=True)
-    elif exitstatus == pytest.ExitCode.INTERRUPTED:
-        terminalreporter.write_line("VERDICT: INCOMPLETE - the run was interrupted", yellow=True, bold=True)
-    elif not checked:
-        terminalreporter.write_line(
-            "VERDICT: NOT JUDGED - every check was skipped (reasons in the summary)", yellow=True, bold=True
-        )
-    else:
-        terminalreporter.write_line("VERDICT: PASS - every behaviour checked holds", green=True, bold=True)
+    text, colour = _verdict(broken, checked, exitstatus)
+    terminalreporter.write_line(text, bold=True, **colour)
