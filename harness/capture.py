@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.backends.base import Host, Process
 from harness.errors import CaptureUnavailableError
@@ -86,7 +86,7 @@ class Capture:
         with contextlib.suppress(RetryError):  # judged just below, with tcpdump's own words
             Retrying(
                 stop=stop_after_delay(READY_TIMEOUT),
-                wait=wait_exponential(multiplier=0.002, max=0.1),
+                wait=wait_fixed(0.005),  # reading its output is cheap; every ms here is per test
                 retry=retry_if_result(lambda ok: not ok),
             )(listening)
         if process.poll() is not None or not any("listening on" in line for line in process.output()):
@@ -96,15 +96,16 @@ class Capture:
             raise CaptureUnavailableError(f"tcpdump did not start capturing ({process.describe_status()}): {said}")
         return capture
 
-    def flush(self) -> bool:
-        """Wait until tcpdump has written everything captured so far.
+    def flush(self) -> bytes | None:
+        """The file once tcpdump has written everything captured so far; None if that cannot be told.
 
         tcpdump stops at SIGINT without reading what is still queued in its kernel ring, so a busy
         machine can lose a connection's last packets. A UDP datagram sent to the captured host now
-        is queued behind them; once the file holds it, they are all in the file too.
+        is queued behind them; once the file holds it, they are all in the file too, and the file is
+        cut right after it (the datagram's payload ends its record), whatever tcpdump writes later.
         """
         if self._mark_to is None:
-            return False
+            return None
         token = b"echolab-capture-mark-" + secrets.token_hex(8).encode()
         family = socket.AF_INET6 if ":" in self._mark_to else socket.AF_INET
         deadline = time.monotonic() + MARK_TIMEOUT
@@ -114,28 +115,37 @@ class Capture:
                     sock.sendto(token, (self._mark_to, MARK_PORT))
                 resend = time.monotonic() + 0.25  # a datagram may be lost on a real network
                 while time.monotonic() < min(resend, deadline):
-                    if token in self._fetch():
-                        return True
+                    content = self._fetch()
+                    end = content.find(token)
+                    if end >= 0:
+                        return content[: end + len(token)]
                     time.sleep(0.005)  # polling a file another process appends to
-        return False
+        return None
 
     def stop(self) -> bytes:
+        """The pcap. With a flush marker in the file, tcpdump is told to stop but not waited for:
+        everything of interest is already read (its exit, some 30 ms, would cost every test)."""
         if self._pcap is None:
-            if self.process.poll() is None:
-                self.flush()
+            flushed = self.flush() if self.process.poll() is None else None
             self.process.signal(signal.SIGINT)
-            if self.process.wait(10.0) is None:
-                self.process.kill()
             try:
-                self._pcap = self._fetch()
+                if flushed is not None:
+                    self._pcap = flushed
+                else:
+                    if self.process.wait(10.0) is None:
+                        self.process.kill()
+                    self._pcap = self._fetch()
             finally:
                 self._cleanup()
         return self._pcap
 
     @property
     def dropped(self) -> int:
-        """Packets the kernel dropped before tcpdump read them, from its closing statistics."""
+        """Packets the kernel dropped before tcpdump read them, from its closing statistics (this
+        waits for tcpdump to exit: ask only when a wire check failed)."""
         self.stop()
+        if self.process.wait(10.0) is None:
+            self.process.kill()
         for line in self.process.output():
             match = re.match(r"(\d+) packets? dropped by kernel", line)
             if match:

@@ -87,20 +87,20 @@ def wire_problem(capture: Capture | None, client_port: int, *judges: Judge) -> s
     table; None when it is right or when there is no capture (--wire off, or no tcpdump here)."""
     if capture is None:
         return None
-    if capture.dropped:
+    conn = capture.connection(client_port)
+    problem: str | None
+    if conn is None:
+        problem = f"on the wire: no packet of the connection from port {client_port}\n{capture.table()}"
+    else:
+        found = (judge(conn) for judge in judges)
+        problem = next((f"on the wire: {p}\n{conn.table()}" for p in found if p is not None), None)
+    if problem is not None and capture.dropped:
         # An incomplete capture proves nothing about the server: say so, do not fail it.
         warnings.warn(
             f"capture of port {capture.port} lost {capture.dropped} packet(s); wire checks skipped", stacklevel=2
         )
         return None
-    conn = capture.connection(client_port)
-    if conn is None:
-        return f"on the wire: no packet of the connection from port {client_port}\n{capture.table()}"
-    for judge in judges:
-        problem = judge(conn)
-        if problem is not None:
-            return f"on the wire: {problem}\n{conn.table()}"
-    return None
+    return problem
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def fill_backlog(client: Host, server_host: Host, server: RunningServer, limit: 
     try:
         Retrying(
             stop=stop_after_delay(limit * 1.0 + 30),
-            wait=wait_exponential(multiplier=0.005, max=0.1),
+            wait=wait_exponential(multiplier=0.002, max=0.02),
             retry=retry_if_result(lambda done: not done),
         )(filled)
     except RetryError:

@@ -107,7 +107,7 @@ def wait_until_listening(server: RunningServer, timeout: float) -> None:
 
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.005, max=0.2),
+        wait=wait_exponential(multiplier=0.002, max=0.02),  # cheap polls: a late look costs every test
         retry=retry_if_result(lambda ok: not ok),
     )
     try:
