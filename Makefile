@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $(STAMP)
 
 .PHONY: venv
@@ -45,6 +45,10 @@ LAB = $(COMPOSE) -p echolab -f docker/docker-compose.yml
 up: ## The lab by hand: server and lab client in two containers, the client at your keyboard (Ctrl-D ends it)
 	$(LAB) build
 	$(LAB) run --rm client; status=$$?; $(LAB) down --remove-orphans --timeout 2; exit $$status
+
+.PHONY: bench
+bench: $(STAMP) ## Speed and memory of the echo servers and the harness, against yardsticks (QUICK=1: smoke run)
+	$(BIN)/python -m harness.bench --out bench-results $(if $(QUICK),--quick)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy, as CI runs them

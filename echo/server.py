@@ -1,20 +1,30 @@
 """The lab's TCP echo server (RFC 862): every byte a client sends comes back, until it leaves.
 
 ``iterative`` mode serves one client at a time, exactly like the lab's C program, so the listen
-backlog is observable; ``concurrent`` mode serves every client at once from one event loop.
+backlog is observable; ``concurrent`` mode serves every client at once from one epoll loop.
 Standard library only and Python 3.9+, so it runs on a stock Raspberry Pi.
 """
 
 from __future__ import annotations
 
 import argparse
-import selectors
+import mmap
+import select
 import socket
 import sys
-from typing import Dict, List, NoReturn, Optional
+from typing import Dict, List, NoReturn, Optional, Union
 
 PROG = "echo.server"
-CHUNK = 65536
+# Bytes per recv: large reads mean fewer syscalls per byte (the lab's 2000 capped a stream at about
+# a fifth of what loopback carries).
+CHUNK = 256 * 1024
+
+
+def read_buffer() -> mmap.mmap:
+    """The one buffer every read goes into. An anonymous mmap rather than a bytearray: it is
+    page-aligned, and the kernel copies a stream into page-aligned memory measurably faster
+    (`make bench`); it is also reused, so no read allocates a new bytes object."""
+    return mmap.mmap(-1, CHUNK)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,22 +77,24 @@ def open_listener(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def serve_one(conn: socket.socket) -> None:
+def serve_one(conn: socket.socket, buffer: mmap.mmap) -> None:
     """Echo until the client closes; a client that resets or vanishes only ends its own session."""
+    view = memoryview(buffer)
     with conn:
         while True:
             try:
-                data = conn.recv(CHUNK)
-                if not data:
+                n = conn.recv_into(buffer)
+                if not n:
                     say("Client disconnected")
                     return
-                conn.sendall(data)
+                conn.sendall(view[:n])
             except OSError as exc:  # ECONNRESET, EPIPE, ETIMEDOUT: the client is gone, not us
                 say(f"Client disconnected ({exc.strerror or exc})")
                 return
 
 
 def serve_iterative(listener: socket.socket) -> None:
+    buffer = read_buffer()
     while True:
         say("Waiting for incoming connections...")
         try:
@@ -90,19 +102,10 @@ def serve_iterative(listener: socket.socket) -> None:
         except ConnectionAbortedError:  # the client reset while still in the accept queue
             continue
         say(f"Connection accepted from {peer[0]}:{peer[1]}")
-        serve_one(conn)
+        serve_one(conn, buffer)
 
 
-class _Session:
-    __slots__ = ("eof", "pending", "sock")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.pending = b""  # bytes read but not yet written back
-        self.eof = False
-
-
-def accept_all(listener: socket.socket, sel: selectors.BaseSelector, sessions: Dict[int, _Session]) -> None:
+def accept_all(listener: socket.socket, poller: select.epoll, clients: Dict[int, socket.socket]) -> None:
     """Empty the accept queue at each wake-up, so a burst of clients never finds it full."""
     while True:
         try:
@@ -112,49 +115,62 @@ def accept_all(listener: socket.socket, sel: selectors.BaseSelector, sessions: D
         except BlockingIOError:
             return
         conn.setblocking(False)
-        sessions[conn.fileno()] = _Session(conn)
-        sel.register(conn, selectors.EVENT_READ)
+        clients[conn.fileno()] = conn
+        poller.register(conn, select.EPOLLIN)
         say(f"Connection accepted from {peer[0]}:{peer[1]}")
 
 
 def serve_concurrent(listener: socket.socket) -> None:
-    """One selector loop; a client whose echo is not yet written back is not read (backpressure)."""
-    sel = selectors.DefaultSelector()
+    """One epoll loop for every client (Linux, like the C twin). Each read is written straight
+    back; only what a client's socket cannot take yet is kept, and that client is not read again
+    until it has all been written (backpressure), so a client that never reads cannot make the
+    server hoard memory. epoll is told only when a client's state changes: a syscall saved per echo."""
+    poller = select.epoll()
     listener.setblocking(False)
-    sel.register(listener, selectors.EVENT_READ)
-    sessions: Dict[int, _Session] = {}
+    listening = listener.fileno()
+    poller.register(listening, select.EPOLLIN)
+    buffer = read_buffer()  # shared by all clients: each read is echoed before the next one
+    view = memoryview(buffer)
+    clients: Dict[int, socket.socket] = {}  # by file descriptor, as epoll reports them
+    unsent: Dict[int, bytes] = {}  # clients waiting to be writable (EPOLLOUT), and what they are owed
     say("Waiting for incoming connections...")
 
-    def finish(s: _Session, why: str) -> None:
-        sel.unregister(s.sock)
-        del sessions[s.sock.fileno()]
-        s.sock.close()
+    def finish(fd: int, why: str) -> None:
+        poller.unregister(fd)
+        unsent.pop(fd, None)
+        clients.pop(fd).close()
         say(why)
 
     while True:
-        for key, events in sel.select():
-            if key.fileobj is listener:
-                accept_all(listener, sel, sessions)
+        for fd, _ in poller.poll():
+            if fd == listening:
+                accept_all(listener, poller, clients)
                 continue
-            s = sessions[key.fd]
+            conn = clients[fd]
+            owed = unsent.pop(fd, None)  # not None: the client was waiting to be writable
             try:
-                if events & selectors.EVENT_READ:
-                    data = s.sock.recv(CHUNK)
-                    if not data:
-                        s.eof = True
-                    s.pending += data
-                if s.pending:
-                    sent = s.sock.send(s.pending)
-                    s.pending = s.pending[sent:]
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                finish(s, f"Client disconnected ({exc.strerror or exc})")
+                if owed is None:
+                    data: Union[bytes, memoryview] = view[: conn.recv_into(buffer)]
+                    if not data:  # FIN, and all it sent was echoed: close() sends ours
+                        finish(fd, "Client disconnected")
+                        continue
+                else:
+                    data = owed
+                try:
+                    sent = conn.send(data)
+                except BlockingIOError:  # its socket is full: all of it waits
+                    sent = 0
+            except BlockingIOError:  # woken for nothing to read
                 continue
-            if s.eof and not s.pending:
-                finish(s, "Client disconnected")
-            else:
-                sel.modify(s.sock, selectors.EVENT_WRITE if s.pending else selectors.EVENT_READ)
+            except OSError as exc:  # ECONNRESET, EPIPE: the client is gone, not us
+                finish(fd, f"Client disconnected ({exc.strerror or exc})")
+                continue
+            if sent < len(data):
+                unsent[fd] = bytes(data[sent:])
+                if owed is None:
+                    poller.modify(fd, select.EPOLLOUT)
+            elif owed is not None:
+                poller.modify(fd, select.EPOLLIN)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

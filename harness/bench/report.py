@@ -1,0 +1,182 @@
+"""The bench's three outputs: the table on the terminal, a JSON file for machines, a PNG chart.
+
+Every figure is shown with its ratio to the figure's reference in the same run (round trip: the
+minimal C echo; stream: iperf3; requests/s and memory: uvloop; harness: the local suite, the bare
+spawn, a bare ``docker run --rm``), then the issue's targets, then the load generator's evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.bench.model import Figure, Figures, Target
+
+SECTIONS = (
+    ("rtt", "ROUND TRIP, 64-byte messages, one connection (x = ratio to minimal-c; lower is better)"),
+    (
+        "stream",
+        "ONE STREAM, echoed MB/s, every byte checked (x = share of iperf3's one-way loopback ceiling; "
+        "CPU = generator/server, % of one core; iperf3: sender/receiver)",
+    ),
+    (
+        "rps",
+        "REQUESTS/S, 1 KiB messages, closed loop, concurrent servers (x = ratio to uvloop; CPU = generator/server)",
+    ),
+    (
+        "memory",
+        "MEMORY (RSS including forked children, at 100 connections for concurrent servers; x = ratio to uvloop)",
+    ),
+    ("harness", "HARNESS (x = ratio to the row's reference)"),
+)
+FORMATS = {"us": "{:.1f}", "MB/s": "{:,.0f}", "req/s": "{:,.0f}", "MB": "{:.1f}", "s": "{:.1f}", "ms": "{:.0f}"}
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "-" if value is None else FORMATS.get(unit, "{:.2f}").format(value)
+
+
+def _ratio(r: float | None) -> str:
+    return "" if r is None else f"{r:.2f}x"
+
+
+def _subjects(figs: list[Figure]) -> list[str]:
+    return list(dict.fromkeys(f.subject for f in figs))
+
+
+def _cpu(f: Figure | None) -> str:
+    cpu = f.cpu_pct if f else None
+    return f"{cpu[0]:.0f}/{cpu[1]:.0f}%" if cpu else ""
+
+
+def _server_section(title: str, figs: list[Figure]) -> list[str]:
+    metrics = list(dict.fromkeys(f.metric for f in figs))
+    unit = figs[0].unit
+    with_cpu = any(f.cpu for f in figs)
+    head = f"  {'server':20}" + "".join(f"{m + ' ' + unit:>16}{'x':>7}" for m in metrics)
+    if with_cpu:  # generator's / server's CPU, percent of one core, median of the rounds
+        head += "".join(f"{'CPU gen/srv' if len(metrics) == 1 else m + ' CPU':>14}" for m in metrics)
+    lines = [title, head]
+    for subject in _subjects(figs):
+        row = {f.metric: f for f in figs if f.subject == subject}
+        skipped = next((f.skipped for f in row.values() if f.skipped), None)
+        if skipped and all(f.value is None for f in row.values()):
+            lines.append(f"  {subject:20}  skipped: {skipped}")
+            continue
+        cells = "".join(
+            f"{_fmt(row[m].value, unit) if m in row else '':>16}{_ratio(row[m].ratio) if m in row else '':>7}"
+            for m in metrics
+        )
+        if with_cpu:
+            cells += "".join(f"{_cpu(row.get(m)):>14}" for m in metrics)
+        notes = "; ".join(dict.fromkeys(f.note or (f"failed: {f.skipped}" if f.skipped else "") for f in row.values()))
+        lines.append(f"  {subject:20}{cells}  {notes.strip('; ')}".rstrip())
+    return lines
+
+
+def _harness_section(title: str, figs: list[Figure]) -> list[str]:
+    lines = [title, f"  {'what':46}{'value':>9}  {'reference':24}{'x':>7}"]
+    for f in figs:
+        label = f"{f.metric}: {f.subject}"
+        if f.skipped:
+            lines.append(f"  {label:46}  skipped: {f.skipped}")
+            continue
+        value = f"{_fmt(f.value, f.unit)} {f.unit}"
+        ref = "" if f.reference == f.subject else (f.reference or "")
+        lines.append(f"  {label:46}{value:>9}  {ref:24}{_ratio(f.ratio) if ref else '':>7}  {f.note}".rstrip())
+    return lines
+
+
+def table(run: dict[str, Any], figs: Figures, targets: list[Target], generator: dict[str, Any]) -> str:
+    m = run["machine"]
+    lines = [
+        f"echolab bench {run['started']}  ({'quick' if run['quick'] else 'full'}, {run['plan']['rounds']} "
+        f"interleaved round(s), medians; {run['duration_s']:.0f} s)",
+        f"machine: Linux {m['kernel']}, {m['cpus']} CPUs, Python {m['python']}, load average at start "
+        f"{m['loadavg_start']}",
+        f"placement: {run['placement']}",
+        "x: the median of the per-round ratios (each round measures a figure and its reference together),",
+        "   so it can order servers differently from their medians when the machine's speed drifted",
+        "",
+    ]
+    for section, title in SECTIONS:
+        in_section = [f for f in figs.items if f.section == section]
+        if not in_section:
+            continue
+        render = _harness_section if section == "harness" else _server_section
+        lines += [*render(title, in_section), ""]
+    lines.append("TARGETS (issue 6)")
+    for t in targets:
+        status = {"met": "met", "missed": "MISSED", "not measured": "n/m"}[t.status]
+        by = f" by {t.miss_pct:.1f}%" if t.miss_pct else ""
+        lines.append(f"  {status + by:18} {t.text}")
+        lines.append(f"  {'':18}   {t.detail}")
+        if t.why:
+            lines.append(f"  {'':18}   what bounds it: {t.why}")
+    lines += ["", "LOAD GENERATOR (is it the limit?)", f"  how: {generator['how']}"]
+    for key, g in generator.items():
+        if not key.startswith("conns_"):
+            continue
+        lines.append(
+            f"  {key[6:]} conns: fastest {g['fastest']} {g['fastest_rps']:,.0f} req/s (generator "
+            f"{g['generator_cpu_pct_at_fastest']:.0f}% of a core, server {g['server_cpu_pct_at_fastest']:.0f}%), "
+            f"slowest {g['slowest']} {g['slowest_rps']:,.0f}; generator {g['generator_cpu_us_per_request']:.1f} us "
+            f"CPU per request, capacity ~{g['generator_capacity_rps']:,.0f} req/s"
+        )
+    for line in generator.get("verdict", []):
+        lines.append(f"  {line}")
+    return "\n".join(lines) + "\n"
+
+
+def write_json(
+    path: Path, run: dict[str, Any], figs: Figures, targets: list[Target], generator: dict[str, Any]
+) -> None:
+    doc = {
+        **run,
+        "figures": [f.as_json() for f in figs.items],
+        "targets": [t.as_json() for t in targets],
+        "generator": generator,
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def write_png(path: Path, run: dict[str, Any], figs: Figures) -> None:
+    """Six panels, one per kind of figure; a skipped figure is simply absent from its panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    panels = [
+        ("rtt", ("p50", "p99"), "round trip, 64 B (us, lower is better)"),
+        ("stream", ("mb_per_s",), "one stream, byte-exact (MB/s)"),
+        ("rps", tuple(f"rps@{n}" for n in run["plan"]["conns"]), "requests/s, 1 KiB, closed loop"),
+        ("memory", ("peak_rss",), "peak RSS incl. children (MB)"),
+        ("harness-suite", ("suite wall time", "suite without test_wire.py"), "behaviour suite wall time (s)"),
+        ("harness-ready", ("ready",), "server start-to-ready (ms)"),
+    ]
+    for ax, (section, metrics, title) in zip(axes.flat, panels):
+        real = section.split("-")[0]
+        chosen = [f for f in figs.items if f.section == real and f.metric in metrics and f.value is not None]
+        subjects = _subjects(chosen)
+        width = 0.8 / max(1, len(metrics))
+        for i, metric in enumerate(metrics):
+            values = [
+                next((f.value or 0.0 for f in chosen if f.subject == s and f.metric == metric), 0.0) for s in subjects
+            ]
+            xs = [j + (i - (len(metrics) - 1) / 2) * width for j in range(len(subjects))]
+            ax.bar(xs, values, width, label=metric)
+        ax.set_xticks(range(len(subjects)))
+        ax.set_xticklabels(subjects, rotation=35, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        if len(metrics) > 1 and subjects:
+            ax.legend(fontsize=8)
+        if not subjects:
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(f"echolab bench {run['started']} ({'quick' if run['quick'] else 'full'})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,234 @@
+"""The harness's own figures: wall time of the behaviour suite per backend and with capture on and
+off, and how long a server takes to be ready on each backend against the bare minimum."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from harness.backends.local import LocalHost
+from harness.bench.model import Figure, Figures
+from harness.bench.servers import HOST
+from harness.server import ServerSpec, start_server
+
+Say = Callable[[str], None]
+SUITE_TIMEOUT = 900.0
+SUMMARY = re.compile(r"\d+ (passed|failed|error)")
+
+
+SUITE = "suite wall time"
+#: The same tests with capture on and off: the wire-only tests (test_wire.py) are skipped with
+#: --wire off, so the whole suite's two times differ by more than what capture costs.
+SAME_TESTS = "suite without test_wire.py"
+WIRE_ONLY = "tests/behaviour/test_wire.py"
+
+
+def suite_subject(backend: str, wire: str) -> str:
+    return f"{backend} --wire {wire}"
+
+
+def declare_suites(figs: Figures, skipped: dict[str, str | None]) -> None:
+    """The whole suite per backend and --wire (docker against local with the same --wire), and the
+    tests both --wire settings run (on against off: what capture costs)."""
+    for backend in ("local", "docker"):
+        for wire in ("off", "on"):
+            subject = suite_subject(backend, wire)
+            ref = suite_subject("local", wire) if backend == "docker" else subject
+            figs.add(Figure("harness", SUITE, subject, "s", "lower", reference=ref, skipped=skipped.get(backend)))
+        for wire in ("off", "on"):
+            figs.add(
+                Figure(
+                    "harness",
+                    SAME_TESTS,
+                    suite_subject(backend, wire),
+                    "s",
+                    "lower",
+                    reference=suite_subject(backend, "off"),
+                    note="capture's cost" if wire == "on" else "",
+                    skipped=skipped.get(backend),
+                )
+            )
+
+
+def run_suite(root: Path, backend: str, wire: str, say: Say, *extra: str) -> tuple[float, int, str]:
+    """``pytest tests/behaviour -n auto`` in a subprocess: its wall time, status and summary line."""
+    argv = [sys.executable, "-m", "pytest", "tests/behaviour", "-n", "auto", "-q", "--backend", backend, "--wire", wire]
+    argv += extra
+    say(f"harness: {' '.join(argv[2:])}")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=SUITE_TIMEOUT)
+    finally:
+        if proc.poll() is None:  # Ctrl-C or the timeout: the whole pytest (and its workers) goes
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    elapsed = time.monotonic() - started
+    lines = [line for line in out.splitlines() if SUMMARY.search(line)]
+    summary = lines[-1] if lines else (out.strip().splitlines() or [""])[-1]
+    return elapsed, proc.returncode, summary.strip("= ")
+
+
+def measure_suites(figs: Figures, root: Path, say: Say) -> None:
+    """Every declared suite run, once each (a suite takes seconds; the ratios are between runs)."""
+    for f in figs.items:
+        if f.section != "harness" or f.metric not in (SUITE, SAME_TESTS) or f.skipped:
+            continue
+        backend, wire = f.subject.split(" --wire ")
+        extra = ("--ignore", WIRE_ONLY) if f.metric == SAME_TESTS else ()
+        try:
+            elapsed, status, summary = run_suite(root, backend, wire, say, *extra)
+        except subprocess.TimeoutExpired:
+            f.skipped = f"did not finish within {SUITE_TIMEOUT:g} s"
+            continue
+        f.samples.append(elapsed)
+        f.extra.update(exit_status=status, summary=summary)
+        if status != 0:
+            f.note = f"the suite did not pass (exit {status}): {summary}"
+        say(f"harness: {f.metric}, {f.subject}: {elapsed:.1f} s ({summary})")
+
+
+def _bare_local_ready(argv: list[str], port: int) -> float:
+    """The floor: spawn the same server with nothing around it and poll its port tightly."""
+    with ExitStack() as stack:
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(proc.wait)
+        stack.callback(proc.kill)
+        while True:
+            text = "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
+            if f":{port:04X} 00000000:0000 0A" in text:
+                return time.monotonic() - started
+            if proc.poll() is not None or time.monotonic() - started > 10:
+                raise RuntimeError(f"{argv[0]} did not listen on port {port}")
+            time.sleep(0.0005)
+
+
+def measure_local_ready(figs: Figures, impls: tuple[str, ...], reps: int, say: Say) -> None:
+    """harness.server.start_server on the local backend against a bare spawn of the same program."""
+    host = LocalHost()
+    for impl in impls:
+        spec = ServerSpec(impl)
+        harness_fig = figs.add(
+            Figure("harness", "ready", f"local {impl} server", "ms", "lower", reference=f"local {impl} bare spawn")
+        )
+        bare_fig = figs.add(
+            Figure(
+                "harness",
+                "ready",
+                f"local {impl} bare spawn",
+                "ms",
+                "lower",
+                reference=f"local {impl} bare spawn",
+                note="Popen of the same argv, port polled every 0.5 ms",
+            )
+        )
+        host.echo_program("server", impl)  # compile (C) before anything is timed
+        for _ in range(reps):
+            started = time.monotonic()
+            server = start_server(host, HOST, spec, backlog=3, mode="iterative", ready_timeout=10.0)
+            harness_fig.samples.append(1000 * (time.monotonic() - started))
+            server.stop()
+            port = host.free_port()
+            bare_fig.samples.append(
+                1000 * _bare_local_ready(spec.argv(host, port=port, backlog=3, mode="iterative"), port)
+            )
+        say(
+            f"harness: local {impl} server ready in {harness_fig.value:.0f} ms "
+            f"(bare spawn {bare_fig.value:.0f} ms), median of {reps}"
+        )
+
+
+def declare_docker_ready(figs: Figures, skipped: str | None) -> tuple[Figure, Figure]:
+    harness_fig = figs.add(
+        Figure(
+            "harness",
+            "ready",
+            "docker server container",
+            "ms",
+            "lower",
+            reference="docker run --rm",
+            note="container started by the backend's ContainerFactory, then the Python server in it via start_server",
+            skipped=skipped,
+        )
+    )
+    bare_fig = figs.add(
+        Figure(
+            "harness",
+            "ready",
+            "docker run --rm",
+            "ms",
+            "lower",
+            reference="docker run --rm",
+            note="`docker run --rm IMAGE true` of the server image, to completion",
+            skipped=skipped,
+        )
+    )
+    return harness_fig, bare_fig
+
+
+def measure_docker_ready(figs: Figures, root: Path, reps: int, say: Say) -> None:
+    """A server container made ready by the docker backend, against a bare ``docker run --rm``."""
+    harness_fig, bare_fig = declare_docker_ready(figs, None)
+    try:
+        _docker_ready(harness_fig, bare_fig, root, reps, say)
+    except Exception as exc:  # the backend is being built: whatever it raises, this part skips
+        reason = f"docker backend not usable here: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        harness_fig.skipped = bare_fig.skipped = reason
+        say(f"harness: docker start-to-ready skipped: {reason}")
+
+
+def _docker_ready(harness_fig: Figure, bare_fig: Figure, root: Path, reps: int, say: Say) -> None:
+    from harness import containers, dockerlabels, images
+    from harness.backends.docker import DockerHost
+
+    client = containers.connect()
+    with ExitStack() as stack:
+        stack.callback(client.close)
+        tags = images.ensure_images(client.api, root, say)
+        image = tags["server"]
+        factory = containers.ContainerFactory(client.api, dockerlabels.current_run(), tags)
+        stack.enter_context(factory.network())
+        for rep in range(reps):
+            started = time.monotonic()
+            done = subprocess.run(
+                ["docker", "run", "--rm", image, "true"], capture_output=True, timeout=120, check=False
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"docker run --rm {image} true: {done.stderr.decode()[-200:]}")
+            bare_fig.samples.append(1000 * (time.monotonic() - started))
+            with ExitStack() as one:
+                started = time.monotonic()
+                container = factory.start(one, f"bench-ready{rep}", image)
+                host = DockerHost(client.api, container, factory.network_name, "server container")
+                server = start_server(
+                    host, host.address, ServerSpec("python"), backlog=3, mode="iterative", ready_timeout=30
+                )
+                harness_fig.samples.append(1000 * (time.monotonic() - started))
+                one.callback(server.stop)
+        say(
+            f"harness: docker server container ready in {harness_fig.value:.0f} ms "
+            f"(docker run --rm {bare_fig.value:.0f} ms), median of {reps}"
+        )
+
+
+def docker_unavailable() -> str | None:
+    """Why the docker figures cannot be measured here, or None when a daemon answers."""
+    try:
+        from harness import containers
+
+        containers.connect().close()
+    except Exception as exc:
+        return f"no docker backend: {str(exc).splitlines()[0][:160]}"
+    return None
