@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"wrote {out / 'table.txt'}, {out / 'bench.json'}, {out / 'bench.png'}")
     missing_in_ci = [t for t in CI_REQUIRED if t in tools.missing] if in_ci() else []
     if missing_in_ci:
-        say(f"ERROR: CI=true but {', '.join(missing_in_ci)} missing: run ci/bench-tools.sh and install '.[bench]'")
+        say(f"ERROR: CI=true but {', '.join(missing_in_ci)} missing: run ci/host-tools.sh and install '.[bench]'")
         return 1
     return 0
 

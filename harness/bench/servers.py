@@ -72,7 +72,7 @@ def toolbox(say: Callable[[str], None]) -> Iterator[Toolbox]:
             if path:
                 tools.found[tool] = path
             else:
-                tools.missing[tool] = f"{tool} is not installed (apt-get install {tool}, or ci/bench-tools.sh)"
+                tools.missing[tool] = f"{tool} is not installed (apt-get install {tool}, or ci/host-tools.sh)"
         if importlib.util.find_spec("uvloop") is None:
             tools.missing["uvloop"] = "uvloop is not installed (pip install -e '.[bench]')"
         yield tools

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_SERVERS = ("python-concurrent", "c-concurrent", "minimal-c", "socat", "ncat", "uvloop")
-NEEDED = {"socat": "ci/bench-tools.sh", "ncat": "ci/bench-tools.sh", "iperf3": "ci/bench-tools.sh"}
+NEEDED = {"socat": "ci/host-tools.sh", "ncat": "ci/host-tools.sh", "iperf3": "ci/host-tools.sh"}
 SECTIONS = ("rtt", "stream", "rps", "memory", "harness")
 
 
