@@ -57,10 +57,11 @@ def _cpu(figs: Figures, section: str, metric: str, subject: str) -> str:
 
 
 def _why_rtt(figs: Figures, server: str) -> str:
+    # From the paired ratio (what the target reads), in microseconds of the minimal echo's figure.
     extra = [
-        f"{metric} {v - m:+.1f} us"
+        f"{metric} {(x - 1) * m:+.1f} us"
         for metric in ("p50", "p99")
-        if (v := figs.value("rtt", metric, server)) is not None and (m := figs.value("rtt", metric, "minimal-c"))
+        if (x := _ratio(figs, "rtt", metric, server)) is not None and (m := figs.value("rtt", metric, "minimal-c"))
     ]
     uvloop = _ratio(figs, "rtt", "p50", "uvloop")
     if server.startswith("python"):

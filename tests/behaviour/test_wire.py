@@ -58,6 +58,7 @@ def test_client_reset_is_a_rst_on_the_wire(client_host, echo_server, capture_nee
     assert on_wire is None, failure(on_wire, echo_server)
 
 
+@pytest.mark.serves("iterative")
 def test_backlog_overflow_retransmits_the_same_syn_unanswered(start_server_on, client_host, capture_needed):
     # Waits out one SYN retransmission (1 s, the initial RTO): the only test here that does.
     server = start_server_on(backlog=1)
