@@ -6,7 +6,6 @@ the ``*_problem`` functions turn a result into the sentence a failure report lea
 
 from __future__ import annotations
 
-import json
 import signal
 import warnings
 from collections.abc import Callable
@@ -153,7 +152,3 @@ def own_backlog(server_host: Host, server: RunningServer) -> int | None:
     """The backlog the server passed to listen(), as its kernel reports it (ss Send-Q)."""
     rows = server_host.listen_detail(server.port)
     return rows[0].backlog if rows else None
-
-
-def dumps(result: Result) -> str:
-    return json.dumps(result, indent=None)[:600]

@@ -58,7 +58,3 @@ class ServerCommand:
 
     def argv(self, *, port: int, backlog: int, host: str = "0.0.0.0") -> list[str]:
         return [word.format(port=port, backlog=backlog, host=host) for word in self.words]
-
-    @property
-    def program(self) -> str:
-        return self.words[0]
