@@ -12,11 +12,13 @@ def hexdump(data_hex: str, start: int) -> str:
     return f"@{start}: {shown} |{''.join(chr(b) if 32 <= b < 127 else '.' for b in data)}|"
 
 
-def describe_end(end: str) -> str:
+def describe_end(end: str, idle: float | None = None) -> str:
+    waited = f"for {idle:.2g} s (the idle limit for this target)" if idle else "in time"
     return {
         "eof": "the server closed the connection (FIN)",
         "reset": "the server reset the connection (RST)",
-        "timeout": "nothing more arrived before the timeout",
+        "timeout": f"nothing more arrived {waited}",
+        "differs": "reading stopped at the first wrong byte",
         "open": "the connection was still open",
     }.get(end, f"the connection failed: {end}")
 
@@ -27,7 +29,9 @@ def describe_echo(result: Mapping[str, Any]) -> str:
         return f"could not connect: {result.get('error')}"
     expected, got = result["expected_len"], result["received_len"]
     offset = result["first_diff"]
-    lines = [f"sent {expected} bytes, got {got} back; {describe_end(result.get('end', 'open'))}"]
+    lines = [
+        f"sent {expected} bytes, got {got} back; {describe_end(result.get('end', 'open'), result.get('idle_limit'))}"
+    ]
     if result.get("write_error"):
         lines.append(f"writing to the server failed: {result['write_error']}")
     if offset is not None:

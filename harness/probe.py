@@ -10,6 +10,7 @@ Usage: ``python3 probe.py < request.json`` or ``python3 probe.py JSON``, the req
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import random
@@ -20,11 +21,16 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 CONTEXT = 16  # bytes of evidence shown either side of a difference
 SMALL = 4096  # results carry the received bytes themselves up to this size
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
+#: How long to wait for bytes that are owed, counted from the last byte received: at least
+#: IDLE_FLOOR seconds (a loaded machine may stall a correct server that long), and RTT_FACTOR times
+#: the connection's round trip (its connect() time), so a Pi over Wi-Fi is not held to loopback's.
+IDLE_FLOOR = 0.5
+RTT_FACTOR = 50
 
 Result = Dict[str, Any]
 
@@ -76,6 +82,10 @@ def errno_name(exc: BaseException) -> str:
     return errno.errorcode.get(code, str(exc)) if code else type(exc).__name__
 
 
+def idle_limit(rtt: float, floor: float = IDLE_FLOOR) -> float:
+    return max(floor, RTT_FACTOR * rtt)
+
+
 def open_socket(
     host: str, port: int, timeout: float, syncnt: Optional[int] = None, ports: Optional[List[int]] = None
 ) -> socket.socket:
@@ -98,21 +108,51 @@ def open_socket(
     return sock
 
 
-def read_to_end(sock: socket.socket, sink: bytearray, want: Optional[int] = None) -> str:
-    """Read into sink until EOF ("eof"), a reset ("reset"), a timeout ("timeout") or ``want`` bytes ("open")."""
-    while want is None or len(sink) < want:
-        try:
-            chunk = sock.recv(65536 if want is None else min(65536, want - len(sink)))
-        except socket.timeout:
-            return "timeout"
-        except ConnectionResetError:
-            return "reset"
-        except OSError as exc:
-            return errno_name(exc)
-        if not chunk:
-            return "eof"
-        sink.extend(chunk)
-    return "open"
+class Receiver:
+    """What comes back on a socket, compared with what is expected as it arrives.
+
+    ``read`` stops at the first byte that differs ("differs"; a byte beyond the expected ones
+    differs too), at EOF ("eof"), a reset ("reset"), or when nothing has arrived for ``idle``
+    seconds since the last byte ("timeout"), and never later than ``deadline``: a wrong echo is
+    known at once and a missing byte costs one idle limit, not a fixed long timeout.
+    """
+
+    def __init__(self, sock: socket.socket, expected: bytes, idle: float, deadline: float) -> None:
+        self.sock = sock
+        self.expected = expected
+        self.idle = idle
+        self.deadline = deadline
+        self.got = bytearray()
+
+    def read(self, want: Optional[int] = None) -> str:
+        """Read until ``want`` bytes in all ("open") or one of the ends above."""
+        while want is None or len(self.got) < want:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            self.sock.settimeout(min(self.idle, left))
+            try:
+                chunk = self.sock.recv(65536 if want is None else min(65536, want - len(self.got)))
+            except socket.timeout:
+                return "timeout"
+            except ConnectionResetError:
+                return "reset"
+            except OSError as exc:
+                return errno_name(exc)
+            if not chunk:
+                return "eof"
+            start = len(self.got)
+            self.got.extend(chunk)
+            if self.expected[start : start + len(chunk)] != chunk:
+                return "differs"
+        return "open"
+
+
+def connected(host: str, port: int, timeout: float, ports: List[int]) -> Tuple[socket.socket, float]:
+    """A connected socket and its connect() time: the round trip to the server's kernel."""
+    started = time.monotonic()
+    sock = open_socket(host, port, timeout, ports=ports)
+    return sock, time.monotonic() - started
 
 
 def reset(sock: socket.socket) -> None:
@@ -143,7 +183,8 @@ def op_exchange(
     lockstep: bool = True,
     write_sizes: Optional[List[int]] = None,
     ending: str = "shutdown",
-    timeout: float = 5.0,
+    timeout: float = 30.0,
+    idle: float = IDLE_FLOOR,
 ) -> Result:
     """Send messages and compare everything that comes back, byte for byte, as one stream.
 
@@ -152,27 +193,32 @@ def op_exchange(
     writes of those sizes (cycled), with Nagle off, so segment boundaries differ from the messages.
     ``ending``: "shutdown" sends FIN once the echo is in and reads to the server's end, "half_close"
     sends FIN straight after the last write (the echo must still arrive in full), "close" just closes.
+    Reading stops at the first wrong byte, and waits for a missing one only up to the idle limit
+    (``idle`` seconds, or more on a slow path: see idle_limit); ``timeout`` bounds the whole exchange.
     """
     payloads = [make_payload(m) for m in messages]
     expected = b"".join(payloads)
     started = time.monotonic()
     ports: List[int] = []
     try:
-        sock = open_socket(host, port, timeout, ports=ports)
+        sock, rtt = connected(host, port, timeout, ports)
     except OSError as exc:
         return {"connected": False, "error": errno_name(exc), "expected_len": len(expected), "local_port": ports[0]}
-    got = bytearray()
+    limit = idle_limit(rtt, idle)
+    receiver = Receiver(sock, expected, limit, started + timeout)
     end = "open"
     write_error: List[str] = []
     with sock:
         if lockstep:
+            owed = 0
             for payload in payloads:
                 try:
                     sock.sendall(payload)
                 except OSError as exc:
                     write_error.append(errno_name(exc))
                     break
-                end = read_to_end(sock, got, want=len(got) + len(payload))
+                owed += len(payload)
+                end = receiver.read(want=owed)
                 if end != "open":
                     break
         else:
@@ -180,13 +226,25 @@ def op_exchange(
             half_close = ending == "half_close"
             writer = threading.Thread(target=_write_all, args=(sock, expected, write_sizes, write_error, half_close))
             writer.start()
-            end = read_to_end(sock, got, want=None if half_close else len(expected))
+            end = receiver.read(want=None if half_close else len(expected))
+            if end not in ("open", "eof") and writer.is_alive():
+                # Judged already: unblock a writer the server no longer reads from; its error is ours.
+                with contextlib.suppress(OSError):  # the server may have reset the connection already
+                    sock.shutdown(socket.SHUT_RDWR)
+                writer.join()
+                write_error.clear()
             writer.join()
         if end == "open" and ending in ("shutdown", "half_close") and not write_error:
-            sock.shutdown(socket.SHUT_WR)
-            end = read_to_end(sock, got)  # anything extra after the echo is a difference too
-    result = compare(expected, bytes(got))
-    result.update(connected=True, end=end, elapsed=time.monotonic() - started, local_port=ports[0])
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError as exc:  # reset by the server after the last byte of its echo
+                end = errno_name(exc)
+            else:
+                end = receiver.read()  # anything extra after the echo is a difference too
+    result = compare(expected, bytes(receiver.got))
+    result.update(
+        connected=True, end=end, elapsed=time.monotonic() - started, local_port=ports[0], rtt=rtt, idle_limit=limit
+    )
     if write_error:
         result["write_error"] = write_error[0]
     return result
@@ -216,6 +274,7 @@ def op_backlog(
     connect_timeout: float = 0.4,
     serve_timeout: float = 5.0,
     hold: float = 0.0,
+    idle: float = IDLE_FLOOR,
 ) -> Result:
     """While one client is being served, connect one at a time until a connect fails.
 
@@ -228,13 +287,19 @@ def op_backlog(
     if hold:
         signal.signal(signal.SIGUSR1, lambda *_: resume.set())
     ports: List[int] = []
-    served = open_socket(host, port, serve_timeout, ports=ports)
+    served, rtt = connected(host, port, serve_timeout, ports)
+    patience = idle_limit(rtt, idle)
     served.sendall(b"served")
-    got = bytearray()
-    served_end = read_to_end(served, got, want=6)
-    if bytes(got) != b"served":
+    echo = Receiver(served, b"served", patience, time.monotonic() + serve_timeout)
+    served_end = echo.read(want=6)
+    if bytes(echo.got) != b"served":
         served.close()
-        return {"served_echo": False, "served_end": served_end, "served_got": bytes(got).hex()}
+        return {
+            "served_echo": False,
+            "served_end": served_end,
+            "served_got": bytes(echo.got).hex(),
+            "idle_limit": patience,
+        }
     queued: List[socket.socket] = []
     stopped_by = "limit"
     timings: List[float] = []
@@ -255,13 +320,10 @@ def op_backlog(
     order: List[Result] = []
     for i, sock in enumerate(queued):
         want = b"queued-%d" % i
-        sock.settimeout(serve_timeout)
-        echo = bytearray()
-        end = read_to_end(sock, echo, want=len(want))
-        order.append({"index": i, "ok": bytes(echo) == want, "end": end, "got": bytes(echo).hex()})
-        sock.shutdown(socket.SHUT_WR)
-        read_to_end(sock, echo)
-        sock.close()
+        drained = Receiver(sock, want, patience, time.monotonic() + serve_timeout)
+        end = drained.read(want=len(want))
+        order.append({"index": i, "ok": bytes(drained.got) == want, "end": end, "got": bytes(drained.got).hex()})
+        sock.close()  # nothing unread: a FIN, and no wait for the server's (half-close is judged elsewhere)
     return {
         "served_echo": True,
         "served_port": ports[0],
@@ -271,10 +333,11 @@ def op_backlog(
         "stopped_by": stopped_by,
         "connect_times": timings,
         "drained": order,
+        "idle_limit": patience,
     }
 
 
-def op_concurrent(*, host: str, port: int, clients: int, timeout: float = 5.0) -> Result:
+def op_concurrent(*, host: str, port: int, clients: int, timeout: float = 5.0, idle: float = IDLE_FLOOR) -> Result:
     """Open ``clients`` connections, keep them all open, and expect an echo on each of them."""
     socks: List[socket.socket] = []
     outcomes: List[str] = []
@@ -287,30 +350,31 @@ def op_concurrent(*, host: str, port: int, clients: int, timeout: float = 5.0) -
                 break
         for i, sock in enumerate(socks):
             sock.sendall(b"client-%d" % i)
+        deadline = time.monotonic() + timeout
         for i, sock in enumerate(socks):
             want = b"client-%d" % i
-            echo = bytearray()
-            end = read_to_end(sock, echo, want=len(want))
-            outcomes.append("ok" if bytes(echo) == want else f"client #{i}: got {bytes(echo)!r}, {end}")
+            echo = Receiver(sock, want, idle, deadline)
+            end = echo.read(want=len(want))
+            outcomes.append("ok" if bytes(echo.got) == want else f"client #{i}: got {bytes(echo.got)!r}, {end}")
     finally:
         for sock in socks:
             sock.close()
     return {"opened": len(socks), "outcomes": outcomes}
 
 
-def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0) -> Result:
+def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0, idle: float = IDLE_FLOOR) -> Result:
     """Misbehave towards the server: "reset" after reading the echo, "reset_unread" with the server
     stuck writing an echo nobody reads, "vanish" without a byte, "garbage" and close unread."""
     ports: List[int] = []
     try:
-        sock = open_socket(host, port, timeout, ports=ports)
+        sock, rtt = connected(host, port, timeout, ports)
     except OSError as exc:
         return {"connected": False, "error": errno_name(exc), "local_port": ports[0]}
     if how == "vanish":
         sock.close()
     elif how == "reset":
         sock.sendall(b"about to reset")
-        read_to_end(sock, bytearray(), want=14)
+        Receiver(sock, b"about to reset", idle_limit(rtt, idle), time.monotonic() + timeout).read(want=14)
         reset(sock)
     elif how == "reset_unread":
         fill_until_stuck(sock, timeout)
