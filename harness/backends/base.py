@@ -43,8 +43,8 @@ class Completed:
 class OutputLog:
     """The last lines a process wrote, collected by a thread so a chatty process never blocks."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._lines: deque[str] = deque(maxlen=OUTPUT_LINES)
+    def __init__(self, stream: IO[bytes], first: Iterable[str] = ()) -> None:
+        self._lines: deque[str] = deque(first, maxlen=OUTPUT_LINES)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
         self._thread.start()

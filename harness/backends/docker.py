@@ -34,6 +34,7 @@ from harness.procnet import Listener, listeners_from_ss
 from harness.servercmd import EXAMPLE
 
 _CAPTURES = itertools.count(1)
+PID_MARK = "echolab-exec-pid "
 
 
 class DockerProcess(Process):
@@ -45,21 +46,29 @@ class DockerProcess(Process):
         # sh prints its pid, then becomes the program; every exec is a session leader (runc calls
         # setsid), so that pid is also the process group of whatever the program starts. stderr
         # goes into stdout's pipe: the engine copies two pipes separately and would reorder lines.
-        wrapper = ["sh", "-c", 'echo "$$"; exec "$@" 2>&1', "sh", *argv]
+        wrapper = ["sh", "-c", f'echo "{PID_MARK}$$"; exec "$@" 2>&1', "sh", *argv]
         try:
             self._job = Exec(host.api, host.container_id, wrapper, env=env)
         except docker.errors.APIError as exc:  # e.g. the container is not running
             raise OSError(exc.explanation or str(exc)) from None
         stream = io.BufferedReader(ExecOutput(self._job))
         self._job.sock.settimeout(30.0)
-        first = stream.readline().decode("utf-8", "replace").strip()
+        first = stream.readline().decode("utf-8", "replace").rstrip("\r\n")
         self._job.sock.settimeout(None)
-        if not first.isdigit():
-            stream.close()
-            raise OSError(f"{first or 'nothing'} instead of its pid from sh (the container needs sh)")
-        self.pid = int(first)  # in the container's pid namespace
         self._host_pid = self._job.host_pid() if host.host_visible else None
-        self._log = OutputLog(stream)
+        said = first.removeprefix(PID_MARK)
+        if first.startswith(PID_MARK) and said.isdigit():
+            self.pid = int(said)  # in the container's pid namespace
+            first = ""
+        else:
+            # The engine can lose an exec's first output (moby/moby#27289): the pid then comes
+            # from the engine, and the line read is the program's own.
+            pid = _namespace_pid(self._host_pid) if self._host_pid is not None else None
+            if pid is None:
+                stream.close()
+                raise OSError(f"{first or 'nothing'} instead of its pid from sh (the container needs sh)")
+            self.pid = pid
+        self._log = OutputLog(stream, first=[first] if first else [])
 
     def poll(self) -> int | None:
         return self._job.poll()
