@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -27,18 +28,26 @@ MARK_PORT = 9  # discard: the flush marker's datagrams go there and nowhere else
 MARK_TIMEOUT = 3.0
 
 
-def tcpdump_argv(interface: str, port: int, path: str, as_root: bool = True) -> list[str]:
+#: Kernel ring per tcpdump, KiB. In immediate mode libpcap's ring has one slot per snapshot length
+#: (64 KiB), so this is 2,048 slots: measured, a correct server that writes its 1 MiB echo one
+#: byte per send() (about 50,000 segments) lost 100-2,900 packets with 32 MiB and none with 128 MiB.
+RING_KIB = 131072
+#: On a Raspberry Pi (1-8 GB) the ring stays at 32 MiB: its link cannot produce loopback's rates.
+SMALL_RING_KIB = 32768
+
+
+def tcpdump_argv(interface: str, port: int, path: str, as_root: bool = True, ring_kib: int = RING_KIB) -> list[str]:
     """tcpdump writing every packet on ``port`` to ``path`` as it arrives.
 
     -U with --immediate-mode: each packet is written at once, so SIGINT loses nothing (without
     --immediate-mode, TPACKET_V3 holds packets in a ring block that tcpdump never drains).
     -s/-B: in immediate mode libpcap uses a TPACKET_V2 ring with one slot per snapshot length;
-    the default (256 KiB snaplen, 2 MiB buffer) holds only 8 packets, and a handshake burst on
-    loopback overflows it. A 64 KiB snaplen still holds loopback's 64 KiB segments whole.
+    a 64 KiB snaplen holds loopback's 64 KiB segments whole, and the ring must hold a burst of
+    small segments while tcpdump is not scheduled (RING_KIB).
     -Z root: Debian's tcpdump started as root otherwise drops to the tcpdump user before opening
     the file, and cannot write into a private temp directory.
     """
-    argv = ["tcpdump", "-i", interface, "-n", "-s", "65600", "-B", "32768", "-U", "--immediate-mode", "-w", path]
+    argv = ["tcpdump", "-i", interface, "-n", "-s", "65600", "-B", str(ring_kib), "-U", "--immediate-mode", "-w", path]
     return [*argv, *(["-Z", "root"] if as_root else []), f"tcp port {port} or udp port {MARK_PORT}"]
 
 
@@ -61,6 +70,8 @@ class Capture:
         self._pcap: bytes | None = None
         self._segments: list[Segment] | None = None
         self.saved: Path | None = None
+        #: A wire check was judged on it: its losses, if any, must be looked at before a pass.
+        self.judged = False
 
     @classmethod
     def start(
@@ -175,37 +186,43 @@ class Capture:
         return path
 
 
-class Wire:
-    """A test's packet captures, one per watched port on the server host. When capture is off or
-    impossible here, ``watch`` returns None and every wire check is skipped; ``reason`` says why."""
+@dataclass(frozen=True)
+class NoCapture:
+    """A capture that could not be made for one server: that test's wire checks are not judged."""
 
-    def __init__(self, host: Host, enabled: bool, unavailable: dict[str, str], key: str) -> None:
+    port: int
+    reason: str
+
+
+class Wire:
+    """A test's packet captures, one per watched port on the server host. With capture off,
+    ``watch`` returns None and the wire checks are left out; when tcpdump fails it returns a
+    ``NoCapture`` (tried again for the next test, never given up on for the session)."""
+
+    def __init__(self, host: Host, enabled: bool) -> None:
         self.host = host
         self.enabled = enabled
-        self._unavailable = unavailable  # shared by the session: one failed attempt is enough
-        self._key = key
         self.captures: list[Capture] = []
 
-    @property
-    def reason(self) -> str | None:
+    def watch(self, port: int) -> Capture | NoCapture | None:
         if not self.enabled:
-            return "packet capture is switched off (--wire off)"
-        return self._unavailable.get(self._key)
-
-    def watch(self, port: int) -> Capture | None:
-        if self.reason is not None:
             return None
         try:
             capture = self.host.start_capture(port)
         except CaptureUnavailableError as exc:
-            self._unavailable[self._key] = f"no packet capture: {exc}"
-            return None
+            return NoCapture(port, f"no packet capture of port {port}: {exc}")
         self.captures.append(capture)
         return capture
 
     def stop(self) -> None:
         for capture in self.captures:
             capture.stop()
+
+    def lost(self) -> str | None:
+        """What the judged captures lost, from tcpdump's closing statistics; None if nothing."""
+        losses = [f"{capture.dropped} packet(s) of port {capture.port}" for capture in self.captures if capture.judged]
+        losses = [loss for loss in losses if not loss.startswith("0 ")]
+        return f"tcpdump lost {', '.join(losses)}" if losses else None
 
     def keep(self, directory: Path, name: str) -> list[Path]:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")

@@ -26,7 +26,7 @@ import echo
 from harness import build, probe, supervise
 from harness.backends.base import Backend, Completed, Host, OutputLog, Process
 from harness.backends.local import LocalHost
-from harness.capture import Capture, tcpdump_argv
+from harness.capture import SMALL_RING_KIB, Capture, tcpdump_argv
 from harness.errors import BackendUnavailableError, CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.procnet import listeners_from_ss
@@ -260,7 +260,7 @@ class SshHost(Host):
         if "tcpdump" in self.missing:
             raise CaptureUnavailableError(f"tcpdump is not installed on {self.label} (sudo apt-get install tcpdump)")
         path = f"{self.workdir}/capture-{port}-{secrets.token_hex(4)}.pcap"
-        process = self.spawn(tcpdump_argv("any", port, path), as_root=True)
+        process = self.spawn(tcpdump_argv("any", port, path, ring_kib=SMALL_RING_KIB), as_root=True)
 
         def fetch() -> bytes:
             return self.run(["cat", path]).stdout
