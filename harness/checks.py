@@ -7,7 +7,6 @@ the ``*_problem`` functions turn a result into the sentence a failure report lea
 from __future__ import annotations
 
 import signal
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +14,10 @@ from typing import Any
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from harness.backends.base import Host
-from harness.capture import Capture
+from harness.capture import Capture, NoCapture
 from harness.errors import HarnessError
 from harness.evidence import describe_echo, describe_end
+from harness.gate import NotJudged
 from harness.probe import make_payload
 from harness.procnet import Listener
 from harness.server import RunningServer
@@ -68,7 +68,8 @@ def ending_problem(result: Result) -> str | None:
     if problem is not None:
         return problem
     if result["end"] != "eof":
-        return f"after the full echo and our FIN, expected the server's FIN; instead {describe_end(result['end'])}"
+        instead = describe_end(result["end"], result.get("idle_limit"))
+        return f"after the full echo and our FIN, expected the server's FIN; instead {instead}"
     return None
 
 
@@ -81,12 +82,23 @@ def echoed_exactly(sent: bytes) -> Judge:
     return lambda conn: data_problem(conn, sent, sent)
 
 
-def wire_problem(capture: Capture | None, client_port: int, *judges: Judge) -> str | None:
+def captured(capture: Capture | NoCapture | None) -> Capture:
+    """The capture a test about packets needs; without one the test is not judged."""
+    if isinstance(capture, Capture):
+        return capture
+    raise NotJudged(capture.reason if capture is not None else "packet capture is off (--wire off)")
+
+
+def wire_problem(capture: Capture | NoCapture | None, client_port: int | None, *judges: Judge) -> str | None:
     """What the capture shows wrong about the connection from ``client_port``, with its packet
-    table; None when it is right or when there is no capture (--wire off, or no tcpdump here)."""
+    table; None when it is right, or when capture is off (--wire off). A capture that failed or
+    lost packets proves nothing either way: the test is then not judged (NotJudged)."""
     if capture is None:
         return None
-    conn = capture.connection(client_port)
+    if isinstance(capture, NoCapture):
+        raise NotJudged(capture.reason)
+    capture.judged = True
+    conn = capture.connection(client_port) if client_port is not None else None
     problem: str | None
     if conn is None:
         problem = f"on the wire: no packet of the connection from port {client_port}\n{capture.table()}"
@@ -94,11 +106,8 @@ def wire_problem(capture: Capture | None, client_port: int, *judges: Judge) -> s
         found = (judge(conn) for judge in judges)
         problem = next((f"on the wire: {p}\n{conn.table()}" for p in found if p is not None), None)
     if problem is not None and capture.dropped:
-        # An incomplete capture proves nothing about the server: say so, do not fail it.
-        warnings.warn(
-            f"capture of port {capture.port} lost {capture.dropped} packet(s); wire checks skipped", stacklevel=2
-        )
-        return None
+        lost = f"tcpdump lost {capture.dropped} packet(s) of port {capture.port}"
+        raise NotJudged(f"{lost}: a wire check on an incomplete capture proves nothing")
     return problem
 
 

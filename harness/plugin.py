@@ -14,16 +14,18 @@ import pytest
 from harness.backends import REGISTRY, backend_class
 from harness.backends.base import Backend, Host
 from harness.capture import Wire
-from harness.errors import BackendUnavailableError, ConfigError, ServerNeverListenedError, ServerStartError
+from harness.errors import BackendUnavailableError, ConfigError, ServerStartError
+from harness.gate import SERVER_START, Board, NotJudged, needs_text, transitive
 from harness.options import IMPLS, MODES, Options
 from harness.server import RunningServer, ServerSpec, start_server
 from harness.servercmd import EXAMPLE, ServerCommand
+from harness.verdict import BEHAVIOUR, GATED_BY, NEEDS, NOT_JUDGED, STARTED_NOTHING, Reporter, headline
 
 OPTIONS = pytest.StashKey[Options]()
-BEHAVIOUR = "behaviour"
+BOARD = pytest.StashKey[Board]()
 WIRE = pytest.StashKey[Wire]()
 PCAPS = "pcaps"  # under the rootdir: where a failing test's captures are kept
-SERVER_START = "server_start_failed"
+BOARD_KEY = "echolab_board"  # how xdist workers learn where the run's board is
 
 
 @dataclass(frozen=True)
@@ -141,17 +143,48 @@ def parse_options(config: pytest.Config) -> Options:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "behaviour(name): the lab behaviour a test belongs to, for the verdict")
+    config.addinivalue_line("markers", "behaviour(name): the lab behaviour a test judges, for the verdict")
+    config.addinivalue_line(
+        "markers", "needs(*behaviours): what the test relies on; if one is broken, the test is not judged"
+    )
     config.addinivalue_line("markers", "serves(mode): only for servers that serve clients this way")
     config.addinivalue_line("markers", "backlogs(*n): run with each listen backlog (or the server's own)")
     try:
-        config.stash[OPTIONS] = parse_options(config)
+        options = config.stash[OPTIONS] = parse_options(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    workerinput = getattr(config, "workerinput", None)
+    board = config.stash[BOARD] = Board(Path(workerinput[BOARD_KEY])) if workerinput else Board.create()
+    config.pluginmanager.register(Gate(board), "echolab-gate")
+    if workerinput is None and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(BoardToWorkers(board), "echolab-board")
+    if workerinput is None:  # the process that prints
+        config.pluginmanager.register(Reporter(_subject(options), _notes(options)), "echolab-verdict")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and BOARD in config.stash:
+        config.stash[BOARD].remove()
+
+
+def _subject(options: Options) -> str:
+    subject = f"--server-cmd {options.server_cmd.template!r}" if options.server_cmd else "the reference server"
+    return f"{subject} ({', '.join(t.label for t in targets(options))})"
+
+
+def _notes(options: Options) -> list[str]:
+    notes = []
+    if not options.wire:
+        notes.append("wire: not checked (--wire off)")
+    if options.server_cmd is not None:
+        other = "concurrent" if options.server_mode == "iterative" else "iterative"
+        notes.append(f"checks for {other} servers: not run (the server is {options.server_mode}: --server-mode)")
+    return notes
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Shared slow work (image builds) once, in the controlling process, with visible progress."""
+    """Shared slow work (image builds) once, in the controlling process, with visible progress. A
+    backend the user named that cannot be used ends the run here, in one line, before any test."""
     config = session.config
     if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
         return
@@ -165,9 +198,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     for name in options.backends:
         try:
             backend_class(name).prepare(options, say)
-        except BackendUnavailableError as exc:
-            # Each test that needs it reports the same reason (skip locally, failure in CI).
-            say(f"backend {name} unavailable: {exc}")
+        except (BackendUnavailableError, ConfigError) as exc:
+            raise pytest.UsageError(f"--backend {name} cannot be used: {exc}") from None
 
 
 def targets(options: Options) -> list[Target]:
@@ -193,11 +225,84 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("backlog", [None], ids=["own-backlog"])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tag each behaviour test with what it judges and everything it needs (directly, or through
+    what those need); deselect what does not apply to the server under test; run the behaviours
+    others need first, so a broken one is known before the tests that need it start."""
+    options = config.stash[OPTIONS]
+    keep, dropped = [], []
+    direct: dict[pytest.Item, tuple[str, list[str]]] = {}
     for item in items:
         marker = item.get_closest_marker("behaviour")
+        if marker is not None and not _applies(item, marker.args[0], options):
+            dropped.append(item)
+            continue
+        keep.append(item)
         if marker is not None:
-            item.user_properties.append((BEHAVIOUR, marker.args[0]))
+            needs = [name for mark in item.iter_markers("needs") for name in mark.args]
+            if "start_server_on" in getattr(item, "fixturenames", ()):
+                needs.append(SERVER_START)
+            direct[item] = (marker.args[0], needs)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    graph: dict[str, set[str]] = defaultdict(set)
+    for behaviour, needs in direct.values():
+        graph[behaviour].update(needs)
+    try:
+        every = transitive(graph)
+    except ValueError as exc:
+        raise pytest.UsageError(f"echolab: {exc}") from None
+    for item, (behaviour, needs) in direct.items():
+        closed = dict.fromkeys([*needs, *(far for need in needs for far in sorted(every.get(need, ())))])
+        item.user_properties.append((BEHAVIOUR, behaviour))
+        item.user_properties.append((NEEDS, list(closed)))
+    keep.sort(key=lambda item: len(every.get(direct[item][0], ())) if item in direct else 0)
+    items[:] = keep
+
+
+def _applies(item: pytest.Item, behaviour: str, options: Options) -> bool:
+    if behaviour == "wire" and not options.wire:
+        return False
+    gate = item.get_closest_marker("serves")
+    return gate is None or options.server_cmd is None or gate.args[0] == options.server_mode
+
+
+def props_of(node: pytest.Item | pytest.TestReport) -> dict[str, Any]:
+    return dict(node.user_properties)
+
+
+class Gate:
+    """Runs in every process: ends a test whose needs are known broken at once, as not judged, and
+    puts a behaviour that failed on its own checks on the run's board for the tests that need it."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        for need in props_of(item).get(NEEDS, ()):
+            evidence = self.board.broken(need)
+            if evidence is not None:
+                raise NotJudged(f"needs {needs_text(need)}: {need} is broken ({evidence})", gated_by=need)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = props_of(report)
+        if not report.failed or BEHAVIOUR not in props or GATED_BY in props:
+            return
+        behaviour = SERVER_START if props.get(STARTED_NOTHING) else props[BEHAVIOUR]
+        if report.when != "call" and behaviour != SERVER_START:
+            return  # the harness's own trouble in a fixture says nothing about the server
+        if not any(self.board.broken(need) for need in props.get(NEEDS, ()) if need != behaviour):
+            self.board.mark_broken(behaviour, f"{report.nodeid.split('::')[-1]}: {headline(report)}")
+
+
+class BoardToWorkers:
+    """xdist, in the controller: every worker gets the run's board."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[BOARD_KEY] = str(self.board.directory)
 
 
 class BackendPool:
@@ -284,29 +389,12 @@ def lab_client(client_host: Host, target: Target) -> list[str]:
 StartServer = Callable[..., RunningServer]
 
 
-@pytest.fixture(scope="session")
-def _never_listened() -> dict[str, str]:
-    """Per target, the report of a server that never listened: later tests fail at once with it,
-    so a server that never comes up costs one readiness timeout per worker, not one per test."""
-    return {}
-
-
-@pytest.fixture(scope="session")
-def _capture_unavailable() -> dict[str, str]:
-    return {}
-
-
 @pytest.fixture
-def wire(
-    request: pytest.FixtureRequest,
-    backend: Backend,
-    target: Target,
-    echolab_options: Options,
-    _capture_unavailable: dict[str, str],
-) -> Iterator[Wire]:
+def wire(request: pytest.FixtureRequest, backend: Backend, echolab_options: Options) -> Iterator[Wire]:
     """The test's packet captures on the server host; servers started by ``start_server_on`` are
-    watched from before their first packet. A failing test's report shows them as packet tables."""
-    tap = Wire(backend.server_host, echolab_options.wire, _capture_unavailable, target.label)
+    watched from before their first packet. A failing test's report shows them as packet tables.
+    A capture that lost packets makes the test not judged, never passed."""
+    tap = Wire(backend.server_host, echolab_options.wire)
     request.node.stash[WIRE] = tap
     try:
         yield tap
@@ -314,6 +402,9 @@ def wire(
         tap.stop()
         if echolab_options.keep_pcaps is not None:
             tap.keep(echolab_options.keep_pcaps, request.node.nodeid.split("::")[-1])
+    lost = tap.lost()
+    if lost is not None:
+        raise NotJudged(f"its wire checks were judged on an incomplete capture: {lost}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -321,35 +412,59 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(NotJudged):
+        exc: NotJudged = call.excinfo.value  # type: ignore[assignment]  # checked just above
+        report.user_properties.append((NOT_JUDGED, exc.reason))
+        if exc.gated_by is not None:
+            report.user_properties.append((GATED_BY, exc.gated_by))
+    if report.when != "call" or not report.failed or BEHAVIOUR not in props_of(item):
+        return report
+    if call.excinfo is not None and call.excinfo.errisinstance(AssertionError) and _plain(item.config):
+        report.longrepr = evidence_of(call.excinfo.value)
     tap = item.stash.get(WIRE, None)
-    if report.when == "call" and report.failed and tap is not None and tap.captures:
+    if tap is not None and tap.captures:
         options = item.config.stash[OPTIONS]
         directory = options.keep_pcaps or options.rootdir / PCAPS
         report.sections.append(("echolab packet capture", tap.report(directory, item.nodeid.split("::")[-1])))
     return report
 
 
+def _plain(config: pytest.Config) -> bool:
+    """Whether a failed check is shown as its evidence alone (no traceback of the test's code)."""
+    return config.option.tbstyle == "auto" and config.get_verbosity() < 2
+
+
+def evidence_of(error: BaseException) -> str:
+    """A failed check's message without what pytest's assertion rewriting appends to it (the
+    ``assert ...`` line and the two-space indent of continuation lines)."""
+    text = str(error)
+    head, sep, tail = text.rpartition("\nassert ")
+    if sep and "\n" not in tail.strip():
+        text = head
+    first, *rest = text.split("\n")
+    return "\n".join([first, *(line[2:] if line.startswith("  ") else line for line in rest)])
+
+
 @pytest.fixture
 def start_server_on(
     request: pytest.FixtureRequest,
     backend: Backend,
-    target: Target,
     server_spec: ServerSpec,
     echolab_options: Options,
     wire: Wire,
-    _never_listened: dict[str, str],
+    pytestconfig: pytest.Config,
 ) -> Iterator[StartServer]:
-    """Factory: ``start_server_on(backlog=3, mode="iterative")``; every server it starts is stopped."""
+    """Factory: ``start_server_on(backlog=3, mode="iterative")``; every server it starts is stopped.
+    Once a server failed to start in this run, later tests are not judged at once: a server that
+    never comes up costs one readiness timeout per worker, not one per test."""
     started: list[RunningServer] = []
-    gate = request.node.get_closest_marker("serves")
-    if gate is not None and not server_spec.is_reference and server_spec.mode != gate.args[0]:
-        pytest.skip(f"for {gate.args[0]} servers; the server under test is {server_spec.mode} (--server-mode)")
+    board = pytestconfig.stash[BOARD]
 
     def start(backlog: int | None = 3, mode: str | None = None) -> RunningServer:
         chosen = mode or server_spec.mode
-        if target.label in _never_listened:
-            request.node.user_properties.append((SERVER_START, True))
-            pytest.fail(f"not started again; earlier in this run:\n{_never_listened[target.label]}", pytrace=False)
+        earlier = board.broken(SERVER_START)
+        if earlier is not None:
+            raise NotJudged(f"needs {needs_text(SERVER_START)}; earlier in this run: {earlier}", SERVER_START)
         try:
             server = start_server(
                 backend.server_host,
@@ -361,8 +476,6 @@ def start_server_on(
             )
         except ServerStartError as exc:
             failed = str(exc)
-            if isinstance(exc, ServerNeverListenedError):
-                _never_listened[target.label] = failed
         else:
             started.append(server)
             server.capture = wire.watch(server.port)
@@ -371,7 +484,7 @@ def start_server_on(
             return server
         # The server's fault: its evidence, not the harness's stack (and outside the except block,
         # so the report does not repeat itself as "during handling of the above exception").
-        request.node.user_properties.append((SERVER_START, True))
+        request.node.user_properties.append((STARTED_NOTHING, True))
         pytest.fail(failed, pytrace=False)
 
     try:
@@ -385,58 +498,3 @@ def start_server_on(
 def echo_server(start_server_on: StartServer) -> RunningServer:
     """The server under test, freshly started, iterative unless the user said otherwise."""
     return start_server_on()
-
-
-def _outcomes(stats: dict[str, list[Any]]) -> dict[str, dict[str, list[str]]]:
-    """Test names by behaviour and outcome; a test whose server never came up, or whose fixtures
-    failed, is filed under that instead: it is no evidence about the behaviour it checks."""
-    outcome: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for kind in ("passed", "failed", "error", "skipped"):
-        for report in stats.get(kind, []):
-            props = dict(getattr(report, "user_properties", []))
-            if BEHAVIOUR not in props or (report.when != "call" and kind == "passed"):
-                continue
-            if props.get(SERVER_START):
-                behaviour = "server start"
-            elif kind == "error":
-                behaviour = "setup (harness/env)"
-            else:
-                behaviour = props[BEHAVIOUR]
-            outcome[behaviour][kind].append(report.nodeid.split("::")[-1])
-    return outcome
-
-
-def _verdict(broken: list[str], checked: int, exitstatus: int) -> tuple[str, dict[str, bool]]:
-    if broken:
-        return f"VERDICT: FAIL - broken: {', '.join(broken)}", {"red": True}
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
-        return "VERDICT: INCOMPLETE - the run was interrupted", {"yellow": True}
-    if not checked:
-        return "VERDICT: NOT JUDGED - every check was skipped (reasons in the summary)", {"yellow": True}
-    return "VERDICT: PASS - every behaviour checked holds", {"green": True}
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """A verdict per lab behaviour, readable without scrolling through the test log."""
-    outcome = _outcomes(terminalreporter.stats)
-    if not outcome:
-        return
-    options = config.stash[OPTIONS]
-    subject = f"--server-cmd {options.server_cmd.template!r}" if options.server_cmd else "the reference server"
-    terminalreporter.section("echolab verdict")
-    terminalreporter.write_line(f"system under test: {subject} ({', '.join(t.label for t in targets(options))})")
-    broken = []
-    for behaviour in sorted(outcome):
-        kinds = outcome[behaviour]
-        bad = kinds["failed"] + kinds["error"]
-        state = "BROKEN" if bad else ("ok" if kinds["passed"] else "skipped")
-        line = f"  {state:<7} {behaviour:<22} {len(kinds['passed'])} passed"
-        if bad:
-            broken.append(behaviour)
-            line += f", {len(bad)} failed: " + ", ".join(bad[:4]) + (" ..." if len(bad) > 4 else "")
-        if kinds["skipped"]:
-            line += f", {len(kinds['skipped'])} skipped"
-        terminalreporter.write_line(line, red=bool(bad), green=not bad and bool(kinds["passed"]))
-    checked = sum(len(kinds["passed"]) for kinds in outcome.values())
-    text, colour = _verdict(broken, checked, exitstatus)
-    terminalreporter.write_line(text, bold=True, **colour)

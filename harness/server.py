@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from harness.backends.base import Host, Process
-from harness.capture import Capture
+from harness.capture import Capture, NoCapture
 from harness.errors import ServerNeverListenedError, ServerStartError
 from harness.evidence import tail_block
 from harness.servercmd import ServerCommand
@@ -54,7 +54,7 @@ class RunningServer:
         self.mode = mode
         self.process = process
         #: Its packets, when the test's wire capture is on (see harness/capture.py).
-        self.capture: Capture | None = None
+        self.capture: Capture | NoCapture | None = None
 
     @property
     def endpoint(self) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import pytest
 
 from harness.checks import fill_backlog, own_backlog, wire_problem
+from harness.gate import NotJudged
 from harness.wire import dropped_syn_problem, handshake_problem
 
-pytestmark = pytest.mark.behaviour("listen backlog")
+# Every backlog test begins by having one client echoed: it relies on a working echo.
+pytestmark = [pytest.mark.behaviour("listen backlog"), pytest.mark.needs("echo fidelity")]
 
 
 @pytest.mark.serves("iterative")
@@ -21,10 +23,10 @@ def test_backlog_admits_exactly_backlog_plus_one_while_busy(start_server_on, ser
     server = start_server_on(backlog=backlog)
     listen_backlog = backlog if backlog is not None else own_backlog(server_host, server)
     if listen_backlog is None:
-        pytest.skip("the server's own listen() backlog is unknown: no {backlog} in --server-cmd and no ss")
+        raise NotJudged("the server's own listen() backlog is unknown: no {backlog} in --server-cmd and no ss")
     seen = fill_backlog(client_host, server_host, server, limit=listen_backlog + 8)
     result = seen.result
-    assert result["served_echo"], server.evidence()
+    assert result["served_echo"], f"the client served while the queue fills got no echo\n{server.evidence()}"
     expected = listen_backlog + 1
     assert seen.completed == expected and result["stopped_by"] == "timeout", (
         f"listen({listen_backlog}) while one client is served: expected exactly {expected} more connects to "
@@ -49,6 +51,7 @@ def test_backlog_admits_exactly_backlog_plus_one_while_busy(start_server_on, ser
 
 @pytest.mark.serves("iterative")
 @pytest.mark.backlogs(3)
+@pytest.mark.needs("robustness")  # serving client after client, which the queue then relies on
 def test_queued_clients_are_served_in_order_when_the_served_one_leaves(
     start_server_on, server_host, client_host, backlog
 ):

@@ -7,7 +7,7 @@ import pytest
 from harness.checks import echoed_exactly, ending_problem, exchange, failure, payload, random_bytes, text, wire_problem
 from harness.wire import teardown_problem
 
-pytestmark = pytest.mark.behaviour("half-close")
+pytestmark = [pytest.mark.behaviour("half-close"), pytest.mark.needs("echo fidelity")]
 
 
 def assert_orderly_close(server, result, sent, what):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.behaviour("lab client")
+# The lab client prints each echo, then waits for the server's FIN when it leaves.
+pytestmark = [pytest.mark.behaviour("lab client"), pytest.mark.needs("echo fidelity", "half-close")]
 
 
 def run_client(client_host, lab_client, server, stdin: bytes):

@@ -7,11 +7,12 @@ import pytest
 from harness.checks import echo_problem, exchange, failure, text, wire_problem
 from harness.wire import reset_problem
 
-pytestmark = pytest.mark.behaviour("robustness")
+# Each test ends by having the next client echoed: it relies on a working echo.
+pytestmark = [pytest.mark.behaviour("robustness"), pytest.mark.needs("echo fidelity")]
 
 
 def assert_still_serving(client_host, server, after: str) -> None:
-    result = exchange(client_host, server, text(f"still there after {after}?"))
+    result = exchange(client_host, server, text(f"still there after {after}?"), ending="close")
     problem = echo_problem(result)
     assert problem is None, failure(f"the next client after {after} was not served: {problem}", server)
 
@@ -42,6 +43,6 @@ def test_survives_a_misbehaving_client_and_serves_the_next(client_host, echo_ser
 
 def test_serves_clients_one_after_another(client_host, echo_server):
     for i in range(10):
-        result = exchange(client_host, echo_server, text(f"client number {i}"))
+        result = exchange(client_host, echo_server, text(f"client number {i}"), ending="close")
         problem = echo_problem(result)
         assert problem is None, failure(f"client {i + 1} of 10 in a row: {problem}", echo_server)
