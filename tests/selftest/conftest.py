@@ -1,0 +1,144 @@
+"""Running the behaviour suite (a pytest inside this pytest) against deliberately broken servers, on
+the local backend and on docker, and reading its verdict the way a student would."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+BROKEN = HERE / "broken_server.py"
+IN_IMAGE = "/opt/selftest/broken_server.py"
+SUITE_TIMEOUT = 300.0
+VERDICT_LINE = re.compile(r"^  (BROKEN|ok|not judged) +(.+?) +(\d+ (?:failed|passed|not judged).*)$")
+
+
+@dataclass
+class Run:
+    """A finished child run: its exit status, wall time, output, and its verdict, parsed."""
+
+    status: int
+    seconds: float
+    report: str
+    states: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for line in self.report.splitlines():
+            match = VERDICT_LINE.match(line)
+            if match:
+                self.states[match[2]] = match[1]
+
+    def with_state(self, state: str) -> set[str]:
+        return {behaviour for behaviour, seen in self.states.items() if seen == state}
+
+    @property
+    def broken(self) -> set[str]:
+        return self.with_state("BROKEN")
+
+    @property
+    def not_judged(self) -> set[str]:
+        return self.with_state("not judged")
+
+    @property
+    def last_line(self) -> str:
+        return next((line for line in reversed(self.report.splitlines()) if line.startswith("VERDICT:")), "")
+
+    def failures(self) -> list[str]:
+        """The names of the failures pytest printed, in the order printed."""
+        return re.findall(r"^_+ (test_\S+) _+$", self.report, re.MULTILINE)
+
+    def __str__(self) -> str:
+        return f"exit {self.status} after {self.seconds:.1f} s:\n{self.report[-6000:]}"
+
+
+def run_pytest(argv: list[str], timeout: float = SUITE_TIMEOUT) -> Run:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(done.returncode, time.monotonic() - started, done.stdout + done.stderr)
+
+
+class Suite:
+    """The behaviour suite against ``broken_server.py DEFECT`` (or the reference server) on a backend."""
+
+    def __init__(self, backend: str, image: str | None) -> None:
+        self.backend = backend
+        self.image = image
+
+    def command(self, defect: str) -> str:
+        program = IN_IMAGE if self.backend == "docker" else str(BROKEN)
+        python = "python3" if self.backend == "docker" else sys.executable
+        return shlex.join([python, program, defect]) + " --port {port} --backlog {backlog}"
+
+    def run(self, defect: str | None, *args: str) -> Run:
+        argv = [str(ROOT / "tests" / "behaviour"), "--backend", self.backend, *args]
+        if defect is not None:
+            argv += ["--server-cmd", self.command(defect)]
+            if self.image is not None:
+                argv += ["--server-image", self.image]
+        return run_pytest(argv)
+
+
+@pytest.fixture(scope="session")
+def broken_image() -> Iterator[str]:
+    """echolab's server image plus broken_server.py: the user's --server-image, as a student builds it."""
+    from harness.backends.docker import DockerBackend
+    from harness.containers import connect
+    from harness.options import Options
+    from harness.plugin import unavailable
+
+    try:
+        client = connect()
+    except Exception as exc:
+        unavailable(f"backend docker unavailable: {exc}")
+    with contextlib.closing(client):
+        DockerBackend.prepare(Options(backends=("docker",), rootdir=ROOT), lambda line: None)
+        from harness.images import BuildContext
+
+        base = BuildContext.of(ROOT).tag("server")
+        tag = f"echolab-selftest-broken:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            dockerfile = f"FROM {base}\nCOPY broken_server.py {IN_IMAGE}\n".encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(dockerfile)
+            tar.addfile(info, io.BytesIO(dockerfile))
+            tar.add(BROKEN, arcname="broken_server.py")
+        context.seek(0)
+        client.images.build(
+            fileobj=context, custom_context=True, tag=tag, labels={"org.echolab.run": "test-image"}, rm=True
+        )
+        try:
+            yield tag
+        finally:
+            with contextlib.suppress(Exception):
+                client.images.remove(tag, force=True)
+
+
+@pytest.fixture(params=["local", "docker"])
+def suite(request: pytest.FixtureRequest) -> Suite:
+    """The suite runner on each backend; docker runs the broken server from an image of its own."""
+    if request.param == "docker":
+        return Suite("docker", request.getfixturevalue("broken_image"))
+    return Suite("local", None)
