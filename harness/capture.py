@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
 from harness.backends.base import Host, Process
 from harness.errors import CaptureUnavailableError
+from harness.wait import WaitTimeoutError, until
 from harness.wire import Connection, Segment, connections, packet_table, read_pcap
 
 READY_TIMEOUT = 10.0
@@ -94,12 +93,9 @@ class Capture:
                 return True
             return any("listening on" in line for line in process.output())
 
-        with contextlib.suppress(RetryError):  # judged just below, with tcpdump's own words
-            Retrying(
-                stop=stop_after_delay(READY_TIMEOUT),
-                wait=wait_fixed(0.005),  # reading its output is cheap; every ms here is per test
-                retry=retry_if_result(lambda ok: not ok),
-            )(listening)
+        with contextlib.suppress(WaitTimeoutError):  # judged just below, with tcpdump's own words
+            # Reading its output is cheap; every ms here is per test.
+            until(listening, timeout=READY_TIMEOUT, what="tcpdump listening", interval=0.005)
         if process.poll() is not None or not any("listening on" in line for line in process.output()):
             said = " | ".join(process.output()[-3:]) or "nothing"
             process.kill()
@@ -119,19 +115,23 @@ class Capture:
             return None
         token = b"echolab-capture-mark-" + secrets.token_hex(8).encode()
         family = socket.AF_INET6 if ":" in self._mark_to else socket.AF_INET
-        deadline = time.monotonic() + MARK_TIMEOUT
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            while time.monotonic() < deadline:
+        mark_to = self._mark_to
+        sent = [0.0]
+
+        def flushed() -> bytes | None:
+            if time.monotonic() - sent[0] > 0.25:  # again: a datagram may be lost on a real network
                 with contextlib.suppress(OSError):  # ICMP unreachable from an earlier mark, say
-                    sock.sendto(token, (self._mark_to, MARK_PORT))
-                resend = time.monotonic() + 0.25  # a datagram may be lost on a real network
-                while time.monotonic() < min(resend, deadline):
-                    content = self._fetch()
-                    end = content.find(token)
-                    if end >= 0:
-                        return content[: end + len(token)]
-                    time.sleep(0.005)  # polling a file another process appends to
-        return None
+                    sock.sendto(token, (mark_to, MARK_PORT))
+                sent[0] = time.monotonic()
+            content = self._fetch()
+            end = content.find(token)
+            return content[: end + len(token)] if end >= 0 else None
+
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            try:  # polling a file another process appends to
+                return until(flushed, timeout=MARK_TIMEOUT, what="the capture's flush marker", interval=0.005)
+            except WaitTimeoutError:
+                return None
 
     def stop(self) -> bytes:
         """The pcap. With a flush marker in the file, tcpdump is told to stop but not waited for:

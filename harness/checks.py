@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
-
 from harness.backends.base import Host
 from harness.capture import Capture, NoCapture
 from harness.errors import HarnessError
@@ -21,6 +19,7 @@ from harness.gate import NotJudged
 from harness.probe import make_payload
 from harness.procnet import Listener
 from harness.server import RunningServer
+from harness.wait import WaitTimeoutError, until
 from harness.wire import Connection, data_problem
 
 Judge = Callable[[Connection], "str | None"]
@@ -143,12 +142,8 @@ def fill_backlog(client: Host, server_host: Host, server: RunningServer, limit: 
         return any('"filled"' in line for line in process.output())
 
     try:
-        Retrying(
-            stop=stop_after_delay(limit * 1.0 + 30),
-            wait=wait_exponential(multiplier=0.002, max=0.02),
-            retry=retry_if_result(lambda done: not done),
-        )(filled)
-    except RetryError:
+        until(filled, timeout=limit * 1.0 + 30, what="the backlog probe reporting a full queue")
+    except WaitTimeoutError:
         process.kill()
         raise HarnessError(f"the backlog probe never reported a full queue: {process.output()[-5:]}") from None
     kernel = server_host.listen_detail(server.port) if process.poll() is None else None

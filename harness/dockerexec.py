@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.wait import WaitTimeoutError, until
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -83,16 +84,20 @@ class Exec:
 
     def host_pid(self) -> int | None:
         """The program's pid as the daemon's machine sees it, or None if the engine has none (yet)."""
-        deadline = time.monotonic() + 2.0
-        while True:
+        found: list[int | None] = []
+
+        def known() -> bool:
             state = self.inspect()
             # The output can arrive before the engine records the pid: 0 until then. Never hand
             # out 0 (or 1): os.killpg(0, ...) would signal the harness's own process group.
-            if int(state.get("Pid") or 0) > 1:
-                return int(state["Pid"])
-            if not state["Running"] or time.monotonic() > deadline:
-                return None
-            time.sleep(0.005)
+            pid = int(state.get("Pid") or 0)
+            if pid > 1 or not state["Running"]:
+                found.append(pid if pid > 1 else None)
+            return bool(found)
+
+        with contextlib.suppress(WaitTimeoutError):
+            until(known, timeout=2.0, what="the engine recording the exec's pid", interval=0.005)
+        return found[0] if found else None
 
     def poll(self) -> int | None:
         """The exit status, or None while it runs; a removed container counts as killed."""
@@ -110,12 +115,9 @@ class Exec:
 
     def wait(self, timeout: float) -> int | None:
         """Poll until it exits or ``timeout`` seconds pass: the engine has no blocking wait for execs."""
-        deadline = time.monotonic() + timeout
-        pause = 0.005
-        while (status := self.poll()) is None and time.monotonic() < deadline:
-            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-            pause = min(pause * 2, 0.1)
-        return status
+        with contextlib.suppress(WaitTimeoutError):
+            until(lambda: self.poll() is not None, timeout=timeout, what="the exec's exit", interval=(0.005, 0.1))
+        return self.poll()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

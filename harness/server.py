@@ -5,13 +5,12 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
-
 from harness.backends.base import Host, Process
 from harness.capture import Capture, NoCapture
 from harness.errors import ServerNeverListenedError, ServerStartError
 from harness.evidence import tail_block
 from harness.servercmd import ServerCommand
+from harness.wait import WaitTimeoutError, until
 
 REPORT_LINES = 15
 
@@ -105,14 +104,9 @@ def wait_until_listening(server: RunningServer, timeout: float) -> None:
             raise ServerStartError(f"the server exited before it listened on port {server.port}\n{server.evidence()}")
         return bool(server.host.listeners(server.port))
 
-    retrying = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.002, max=0.02),  # cheap polls: a late look costs every test
-        retry=retry_if_result(lambda ok: not ok),
-    )
-    try:
-        retrying(listening)
-    except RetryError:
+    try:  # cheap polls from 2 ms: a late look costs every test
+        until(listening, timeout=timeout, what=f"the server listening on port {server.port}")
+    except WaitTimeoutError:
         message = (
             f"the server never listened on port {server.port} of {server.host.label} within {timeout:g} s "
             f"(--ready-timeout sets the limit)\n{server.evidence()}"

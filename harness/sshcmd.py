@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
-
 from harness.errors import BackendUnavailableError
+from harness.wait import WaitTimeoutError, until
 
 SSH = "ssh"
 DEFAULT_USER = "pi"
@@ -225,12 +224,8 @@ class Connection:
             return os.path.exists(self.control_path)  # ssh creates the socket once it has authenticated
 
         try:
-            Retrying(
-                stop=stop_after_delay(timeout),
-                wait=wait_exponential(multiplier=0.005, max=0.1),
-                retry=retry_if_result(lambda ok: not ok),
-            )(authenticated)
-        except RetryError:
+            until(authenticated, timeout=timeout, what=f"an SSH session with {self.dest.label}", interval=(0.005, 0.1))
+        except WaitTimeoutError:
             self.close()
             raise BackendUnavailableError(
                 f"host unreachable: {self.dest.label}: no SSH session within {timeout:g} s"

@@ -9,13 +9,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import docker.errors
 import pytest
 
 from harness import dockerlabels
+from harness.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,10 +65,15 @@ def test_ctrl_c_mid_run_leaves_nothing_labelled(docker_client):
         while "docker run id" not in head and child.poll() is None:
             head += child.stdout.readline()
         run = run_id(head)
-        deadline = time.monotonic() + 60
-        while sum(name.startswith("container") for name in labelled(docker_client, run)) < 2:
-            assert time.monotonic() < deadline and child.poll() is None, f"run {run} never started its containers"
-            time.sleep(0.2)
+        until(
+            lambda: (
+                child.poll() is not None or sum(n.startswith("container") for n in labelled(docker_client, run)) >= 2
+            ),
+            timeout=60,
+            what=f"run {run} starting its containers",
+            interval=0.2,
+        )
+        assert child.poll() is None, f"run {run} ended before it started its containers"
         os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
         rest, _ = child.communicate(timeout=120)
     finally:

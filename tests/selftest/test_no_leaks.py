@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from harness.wait import WaitTimeoutError, until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -38,11 +39,10 @@ def processes_running(path: Path) -> list[int]:
     return found
 
 
-def until(predicate, timeout: float = 20.0) -> bool:
-    retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05), retry=retry_if_result(lambda ok: not ok))
+def eventually(predicate, timeout: float = 20.0) -> bool:
     try:
-        return bool(retrying(predicate))
-    except Exception:
+        return bool(until(predicate, timeout=timeout, what="the condition", interval=0.05))
+    except WaitTimeoutError:
         return False
 
 
@@ -70,10 +70,10 @@ def test_an_interrupted_run_leaves_no_server_process(tmp_path, signum):
     # A server that never listens keeps the child waiting in readiness polling: interrupt it there.
     child = child_pytest(server, "never-listens", "--ready-timeout", "60", "-k", "hello_sri_lanka")
     try:
-        assert until(lambda: processes_running(server)), "the child run never started its server"
+        assert eventually(lambda: processes_running(server)), "the child run never started its server"
         os.kill(child.pid, signum)
         child.wait(30)
-        assert until(lambda: not processes_running(server)), (
+        assert eventually(lambda: not processes_running(server)), (
             f"server processes {processes_running(server)} survived the harness getting {signum.name}"
         )
     finally:

@@ -22,10 +22,9 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
-
 from harness import build
 from harness.dockerlabels import RUN_ENV, current_run, owner_labels
+from harness.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "sshd.Dockerfile"
@@ -177,12 +176,14 @@ def wait_for_sshd(address: str) -> None:
             if not sock.recv(64).startswith(b"SSH-"):
                 raise ConnectionError("no SSH banner")
 
-    Retrying(
-        stop=stop_after_delay(30),
-        wait=wait_exponential(multiplier=0.02, max=0.5),
-        retry=retry_if_exception_type(OSError),
-        reraise=True,
-    )(connect)
+    def answers() -> bool:
+        try:
+            connect()
+        except OSError:
+            return False
+        return True
+
+    until(answers, timeout=30, what=f"sshd on {address} sending its banner", interval=(0.02, 0.5))
 
 
 @contextlib.contextmanager

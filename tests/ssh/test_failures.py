@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from harness.wait import until
 
 from .standin import ALIAS, Standin, run_suite
 
@@ -104,9 +105,9 @@ def busy_port(clean_standin: Standin) -> Iterator[int]:
         "print(s.getsockname()[1], flush=True); time.sleep(600)"
     )
     clean_standin.exec(["sh", "-c", f"python3 -c {shlex.quote(listener)} >/tmp/busy-port 2>&1 </dev/null &"], user="pi")
-    port = Retrying(
-        stop=stop_after_delay(10), wait=wait_fixed(0.05), retry=retry_if_result(lambda text: not text.strip())
-    )(lambda: clean_standin.exec(["cat", "/tmp/busy-port"]))
+    port = until(
+        lambda: clean_standin.exec(["cat", "/tmp/busy-port"]).strip(), timeout=10, what="the busy port", interval=0.05
+    )
     yield int(port)
     clean_standin.exec(["sh", "-c", "pkill -u pi -f 's[.]listen'; rm -f /tmp/busy-port"])
 

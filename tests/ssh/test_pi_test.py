@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from harness.wait import WaitTimeoutError, until
 
 from .standin import ALIAS, ROOT, Standin, child_env
 
@@ -71,11 +72,12 @@ def interrupted_run(standin: Standin, tmpdir: Path, signum: int) -> tuple[subpro
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     try:
-        Retrying(
-            stop=stop_after_delay(60),
-            wait=wait_exponential(multiplier=0.02, max=0.2),
-            retry=retry_if_result(lambda seen: not seen),
-        )(lambda: any("supervise.py" in line for line in standin.leftovers()))
+        until(
+            lambda: any("supervise.py" in line for line in standin.leftovers()),
+            timeout=60,
+            what="the run's programs on the stand-in",
+            interval=(0.02, 0.2),
+        )
         os.killpg(child.pid, signum)
         output, _ = child.communicate(timeout=60)
     except BaseException:
@@ -101,12 +103,9 @@ def test_killed_run_leaves_nothing_on_the_pi(clean_standin: Standin, run_tmpdir:
     # the Pi sees the connection close, and the sessions there stop the server and remove the directory.
     # (Here, only the dead socket's directory stays behind: run_tmpdir takes it away.)
     interrupted_run(clean_standin, run_tmpdir, signal.SIGKILL)
-    left = Retrying(
-        stop=stop_after_delay(20),
-        wait=wait_exponential(multiplier=0.05, max=0.5),
-        retry=retry_if_result(lambda left: left != []),
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-    )(clean_standin.leftovers)
+    with contextlib.suppress(WaitTimeoutError):
+        until(lambda: clean_standin.leftovers() == [], timeout=20, what="the Pi cleaning up", interval=(0.05, 0.5))
+    left = clean_standin.leftovers()
     assert left == [], f"after the run was killed, the Pi still holds: {left}"
 
 
