@@ -2,22 +2,27 @@
 
 The tag is a hash of exactly the files sent as build context (chosen by .dockerignore, as the
 docker CLI would), so an unchanged checkout reuses its images and any edit builds new ones. A
-file lock keeps two runs (or two workers) from building the same image at once.
+file lock keeps two runs (or two workers) from building the same image at once. ``derived_image``
+adds files to one of them, as a student's own --server-image would (the self-tests, the bench).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import re
+import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.dockerlabels import RUN
 from harness.errors import BackendUnavailableError
 
 DOCKERFILE = "docker/Dockerfile"
@@ -150,3 +155,42 @@ def build_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def derived_image(api: Any, base: str, files: Mapping[str, Path], tag: str, labels: Mapping[str, str]) -> Iterator[str]:
+    """``base`` plus ``files`` (path in the image -> file here), as a student builds a --server-image
+    of their own: built from an in-memory context, tagged ``tag``, removed on leaving the ``with``."""
+    import docker.errors
+
+    if RUN not in labels:
+        raise ValueError(f"every image echolab makes is labelled {RUN}; {tag} would not be")
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        steps = [f"FROM {base}"]
+        for i, (destination, source) in enumerate(files.items()):
+            name = f"{i}/{source.name}"
+            tar.add(source, arcname=name)
+            steps.append(f"COPY {name} {destination}")
+        dockerfile = "\n".join([*steps, ""]).encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    context.seek(0)
+    try:
+        for chunk in api.build(
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            labels=dict(labels),
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        ):
+            if "error" in chunk:
+                raise BackendUnavailableError(f"building {tag} FROM {base} failed: {chunk['error'].strip()}")
+        yield tag
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):  # a failed build left nothing to remove
+            api.remove_image(tag, force=True)

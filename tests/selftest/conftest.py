@@ -4,13 +4,11 @@ the local backend and on docker, and reading its verdict the way a student would
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import shlex
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,26 +112,12 @@ def broken_image() -> Iterator[str]:
         unavailable(f"backend docker unavailable: {exc}")
     with contextlib.closing(client):
         DockerBackend.prepare(Options(backends=("docker",), rootdir=ROOT), lambda line: None)
-        from harness.images import BuildContext
+        from harness.images import BuildContext, derived_image
 
         base = BuildContext.of(ROOT).tag("server")
         tag = f"echolab-selftest-broken:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
-        context = io.BytesIO()
-        with tarfile.open(fileobj=context, mode="w") as tar:
-            dockerfile = f"FROM {base}\nCOPY broken_server.py {IN_IMAGE}\n".encode()
-            info = tarfile.TarInfo("Dockerfile")
-            info.size = len(dockerfile)
-            tar.addfile(info, io.BytesIO(dockerfile))
-            tar.add(BROKEN, arcname="broken_server.py")
-        context.seek(0)
-        client.images.build(
-            fileobj=context, custom_context=True, tag=tag, labels={"org.echolab.run": "test-image"}, rm=True
-        )
-        try:
+        with derived_image(client.api, base, {IN_IMAGE: BROKEN}, tag, {"org.echolab.run": "test-image"}):
             yield tag
-        finally:
-            with contextlib.suppress(Exception):
-                client.images.remove(tag, force=True)
 
 
 @pytest.fixture(params=["local", "docker"])
