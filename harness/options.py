@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.servercmd import ServerCommand
+from harness.errors import ConfigError
+from harness.servercmd import EXAMPLE, ServerCommand
 
 IMPLS = ("python", "c")
 MODES = ("iterative", "concurrent")
@@ -33,3 +34,14 @@ class Options:
     ssh_client_host: str | None = None
     #: ssh: an ssh_config file to use instead of ~/.ssh/config (ssh -F).
     ssh_config: str | None = None
+
+    def check(self) -> None:
+        """ConfigError for options that cannot work together, found before anything runs."""
+        if self.server_image is not None and self.server_cmd is None:
+            raise ConfigError(
+                f"--server-image {self.server_image} runs your server: give its command too, e.g. {EXAMPLE}"
+            )
+        if "ssh" in self.backends and not self.ssh_host:
+            raise ConfigError("--backend ssh needs --ssh-host, the Pi's name (make pi-test HOST=raspberrypi.local)")
+        if self.ssh_config is not None and not Path(self.ssh_config).expanduser().is_file():
+            raise ConfigError(f"--ssh-config {self.ssh_config}: no such file")

@@ -123,6 +123,14 @@ def _split(value: str, valid: tuple[str, ...] | None, what: str) -> tuple[str, .
 
 
 def parse_options(config: pytest.Config) -> Options:
+    """The run's options, checked together: whatever cannot work is one line now, not a failure
+    (or a skip) in every test later."""
+    options = _read_options(config)
+    options.check()
+    return options
+
+
+def _read_options(config: pytest.Config) -> Options:
     template = config.getoption("--server-cmd")
     return Options(
         backends=_split(config.getoption("--backend"), tuple(REGISTRY), "backend"),

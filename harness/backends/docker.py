@@ -31,7 +31,6 @@ from harness.dockerexec import Exec, ExecOutput, run_to_end
 from harness.errors import ConfigError, HarnessError
 from harness.options import Options
 from harness.procnet import Listener, listeners_from_ss
-from harness.servercmd import EXAMPLE
 
 _CAPTURES = itertools.count(1)
 PID_MARK = "echolab-exec-pid "
@@ -285,8 +284,7 @@ def _user_server_image(api: Any, options: Options) -> str | None:
     image = options.server_image
     if image is None:
         return None
-    if options.server_cmd is None:
-        raise ConfigError(f"--server-image {image} runs your server: give its command too, e.g. {EXAMPLE}")
+    options.check()
     if not images.has_image(api, image):
         raise ConfigError(f"--server-image {image}: no such image here; build or pull it first (docker images)")
     return image

@@ -301,8 +301,8 @@ class SshBackend(Backend):
     @classmethod
     def destinations(cls, options: Options) -> tuple[Destination, Destination | None]:
         """The server's host and the optional client host, as ssh will connect to them."""
-        if not options.ssh_host:
-            raise BackendUnavailableError("--backend ssh needs --ssh-host (make pi-test HOST=raspberrypi.local)")
+        if not options.ssh_host:  # options.check() says so before a run; this guards direct use
+            raise BackendUnavailableError("no --ssh-host")
         server = resolve(options.ssh_host, user=options.ssh_user, port=options.ssh_port, config=options.ssh_config)
         client = resolve(options.ssh_client_host, config=options.ssh_config) if options.ssh_client_host else None
         return server, client

@@ -30,6 +30,12 @@ def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--server-cmd", "./srv {port} {colour}"], "unknown placeholder {colour}"),
         (["--backend", "vagrant"], "unknown --backend 'vagrant'; choose from local"),
         (["--impl", "rust"], "unknown --impl 'rust'; choose from python, c"),
+        (["--server-image", "my-server"], "--server-image my-server runs your server: give its command too"),
+        (["--backend", "ssh"], "--backend ssh needs --ssh-host"),
+        (
+            ["--backend", "ssh", "--ssh-host", "pi", "--ssh-config", "/nonexistent/cfg"],
+            "/nonexistent/cfg: no such file",
+        ),
     ],
 )
 def test_bad_option_is_one_line_and_exit_4(args, message):
