@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator
@@ -157,6 +158,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "serves(mode): only for servers that serve clients this way")
     config.addinivalue_line("markers", "backlogs(*n): run with each listen backlog (or the server's own)")
+    # The command log (harness/backends/base.py) is captured with every test: a failing test's
+    # report shows the commands the harness ran for it. pytest's --log-level still rules if given.
+    if config.getoption("log_level") is None:
+        logging.getLogger("echolab").setLevel(logging.DEBUG)
     try:
         options = config.stash[OPTIONS] = parse_options(config)
     except ConfigError as exc:

@@ -8,8 +8,11 @@ SSH slot in without touching a test. Concrete backends stay short; common work l
 from __future__ import annotations
 
 import json
+import logging
+import shlex
 import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from harness.capture import Capture
 
 OUTPUT_LINES = 400  # how much of a server's output is kept for failure reports
+COMMANDS = logging.getLogger("echolab.commands")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Process(ABC):
 
     def __init__(self, argv: Sequence[str]) -> None:
         self.argv = list(argv)
+        self.where = "host"  # the host's label, for the command log
+        self.started = time.monotonic()
 
     @abstractmethod
     def poll(self) -> int | None:
@@ -90,7 +96,9 @@ class Process(ABC):
         """SIGKILL and reap: afterwards nothing of it listens any more."""
         if self.poll() is None:
             self.signal(signal.SIGKILL)
-        return self.wait(10.0)
+        status = self.wait(10.0)
+        self._log_end()
+        return status
 
     def stop(self, grace: float = 2.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace`` seconds."""
@@ -98,7 +106,12 @@ class Process(ABC):
             self.signal(signal.SIGTERM)
             if self.wait(grace) is None:
                 return self.kill()
+        self._log_end()
         return self.poll()
+
+    def _log_end(self) -> None:
+        took = time.monotonic() - self.started
+        COMMANDS.debug("%s: %s -> %s after %.2f s", self.where, shlex.join(self.argv), self.describe_status(), took)
 
     def describe_status(self) -> str:
         status = self.poll()
@@ -110,20 +123,51 @@ class Process(ABC):
 
 
 class Host(ABC):
-    """A machine that runs programs: this one, a container, a Pi."""
+    """A machine that runs programs: this one, a container, a Pi.
+
+    Every command goes through ``run`` or ``spawn``, which log it (host, argv, exit status,
+    duration) at debug level on ``echolab.commands``, as pytest-testinfra does: a failing test's
+    report carries the commands the harness ran for it.
+    """
 
     #: How a peer on the backend's network reaches this host.
     address: str = "127.0.0.1"
     #: A short name for messages ("local", "server container", "pi@raspberrypi.local").
     label: str = "host"
 
-    @abstractmethod
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
         """Start a long-running program; its output is collected."""
+        return self._logged_spawn(argv, lambda: self._spawn(argv, env))
 
-    @abstractmethod
+    def _logged_spawn(self, argv: Sequence[str], start: Callable[[], Process]) -> Process:
+        try:
+            process = start()
+        except OSError as exc:
+            COMMANDS.debug("%s: %s -> cannot start: %s", self.label, shlex.join(argv), exc)
+            raise
+        process.where = self.label
+        COMMANDS.debug("%s: %s -> started", self.label, shlex.join(argv))
+        return process
+
     def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0) -> Completed:
         """Run a program to completion and return what it printed."""
+        started = time.monotonic()
+        command = shlex.join(argv)
+        try:
+            done = self._run(argv, input, timeout)
+        except Exception as exc:
+            COMMANDS.debug("%s: %s -> %s after %.3f s", self.label, command, exc, time.monotonic() - started)
+            raise
+        COMMANDS.debug("%s: %s -> exit %d in %.3f s", self.label, command, done.returncode, time.monotonic() - started)
+        return done
+
+    @abstractmethod
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
+        """How this host starts a program (see ``spawn``)."""
+
+    @abstractmethod
+    def _run(self, argv: Sequence[str], input: bytes | None, timeout: float) -> Completed:
+        """How this host runs a program to completion (see ``run``)."""
 
     @abstractmethod
     def echo_program(self, role: str, impl: str) -> list[str]:

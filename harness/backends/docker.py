@@ -109,10 +109,10 @@ class DockerHost(Host):
         #: Makes (once) a container in this one's network namespace that has tcpdump; None: no capture.
         self.capture_host: Callable[[], DockerHost] | None = None
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
         return DockerProcess(self, argv, env)
 
-    def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0) -> Completed:
+    def _run(self, argv: Sequence[str], input: bytes | None, timeout: float) -> Completed:
         job = Exec(self.api, self.container_id, argv, stdin=input is not None)
         try:
             stdout, stderr, status = run_to_end(job, input, timeout)

@@ -74,12 +74,12 @@ class LocalHost(Host):
     address = "127.0.0.1"
     label = "this machine"
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
         if shutil.which(argv[0]) is None:  # setpriv would exec it, so say it here, as Popen would
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
         return LocalProcess(argv, env)
 
-    def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0) -> Completed:
+    def _run(self, argv: Sequence[str], input: bytes | None, timeout: float) -> Completed:
         try:
             done = subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
@@ -108,7 +108,7 @@ class LocalHost(Host):
         os.close(fd)
         argv = tcpdump_argv("lo", port, path, as_root=os.geteuid() == 0)
         return Capture.start(
-            LocalProcess(argv),
+            self.spawn(argv),
             port,
             fetch=Path(path).read_bytes,
             cleanup=lambda: Path(path).unlink(missing_ok=True),

@@ -209,12 +209,18 @@ class SshHost(Host):
             )
 
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None, *, as_root: bool = False) -> Process:
+        return self._logged_spawn(argv, lambda: self._start(argv, env, as_root))
+
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
+        return self._start(argv, env, as_root=False)
+
+    def _start(self, argv: Sequence[str], env: dict[str, str] | None, as_root: bool) -> Process:
         self._processes = [process for process in self._processes if process.poll() is None]
         process = SshProcess(self, argv, env, as_root=as_root)
         self._processes.append(process)
         return process
 
-    def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 60.0) -> Completed:
+    def _run(self, argv: Sequence[str], input: bytes | None, timeout: float) -> Completed:
         try:
             done = self.connection.run(argv, input=input, timeout=timeout)
         except subprocess.TimeoutExpired:
