@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Make sure the base image debian:bookworm-slim exists locally; idempotent.
+# Make sure a Debian base image exists locally (default debian:bookworm-slim, or the one named as
+# the first argument, e.g. debian:bullseye-slim for the stand-in Pi); idempotent.
 #
 # The Dockerfiles stay ordinary (`FROM debian:bookworm-slim`). Where a registry is reachable the
 # image is simply pulled. Where none is (this project's CI machines), an equivalent image is
 # bootstrapped offline from Debian's package mirror with debootstrap and `docker import`ed under
-# the same tag, labelled org.echolab.run=base. Needs a running engine (ci/docker-engine.sh).
+# the same tag. Needs a running engine (ci/docker-engine.sh).
 #
 # Environment: BASE_IMAGE (default debian:bookworm-slim), DEBIAN_MIRROR
 # (default http://deb.debian.org/debian), PULL_TIMEOUT (seconds, default 60).
@@ -12,8 +13,13 @@ set -euo pipefail
 
 log() { printf 'ci: %s\n' "$*"; }
 
-BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim}
-SUITE=bookworm
+BASE_IMAGE=${1:-${BASE_IMAGE:-debian:bookworm-slim}}
+SUITE=${BASE_IMAGE#debian:}  # debian:bullseye-slim -> bullseye
+SUITE=${SUITE%-slim}
+case "$SUITE" in
+    bookworm | bullseye | trixie) ;;
+    *) echo "ci: error: $BASE_IMAGE: only debian:<bookworm|bullseye|trixie>-slim can be bootstrapped" >&2; exit 2 ;;
+esac
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PULL_TIMEOUT=${PULL_TIMEOUT:-60}
 
@@ -73,20 +79,21 @@ log "debootstrap done in $(( $(date +%s) - tb )) s"
 # Make the tree behave like Docker's debian:bookworm-slim for Dockerfiles: the same apt sources
 # (main, updates, security) in deb822 form, and debuerreotype's slim settings (no docs, man pages
 # or translations installed; apt caches cleaned after each install; suggests not kept by autoremove).
-"${SUDO[@]}" sh -e -s "$ROOTFS" <<'EOS'
+"${SUDO[@]}" sh -e -s "$ROOTFS" "$SUITE" <<'EOS'
 r=$1
+suite=$2
 rm -f "$r/etc/apt/sources.list"
 mkdir -p "$r/etc/apt/sources.list.d" "$r/etc/apt/apt.conf.d" "$r/etc/dpkg/dpkg.cfg.d"
-cat >"$r/etc/apt/sources.list.d/debian.sources" <<'EOF'
+cat >"$r/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
@@ -132,8 +139,8 @@ EOS
 
 log "importing the tree as $BASE_IMAGE"
 ti=$(date +%s)
+# No org.echolab.run label: every image built FROM this one, a user's own included, would inherit it.
 image_id=$("${SUDO[@]}" tar --numeric-owner -C "$ROOTFS" -c . | docker import \
-    --change 'LABEL org.echolab.run=base' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["bash"]' \
     --message "debootstrap --variant=minbase $SUITE (offline stand-in for $BASE_IMAGE)" \

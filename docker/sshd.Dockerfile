@@ -1,11 +1,13 @@
 # A stand-in Raspberry Pi for CI: a real OpenSSH server with a `pi` user, key-only login, and what
 # a stock Raspberry Pi OS brings (python3, gcc, iproute2, procps, sudo; tcpdump for captures).
+# Debian bullseye, which Raspberry Pi OS 11 is built on: its Python 3.9 is the oldest the programs
+# echolab ships to a Pi must run on, so that promise is exercised here, not only grammar-checked.
 # It needs no build context:
 #   docker build -t echolab-pi-standin - < docker/sshd.Dockerfile
 # Host keys are generated when the container starts, so every stand-in has keys of its own. Log in
 # with a key installed for pi afterwards, e.g.
 #   docker exec -i CONTAINER install -o pi -g pi -m 600 /dev/stdin /home/pi/.ssh/authorized_keys < KEY.pub
-FROM debian:bookworm-slim
+FROM debian:bullseye-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         openssh-server python3 gcc libc6-dev iproute2 procps sudo tcpdump \

@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import docker.errors
+from testcontainers.core.container import DockerContainer
+
 from harness import dockerlabels
 from harness.errors import BackendUnavailableError, ConfigError
-
-# Cleanup is by label; Ryuk's image cannot be pulled everywhere. testcontainers reads this when it
-# starts a container: set it before that, whatever the user had.
-os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
 
 #: Each backend's network is a /28 somewhere in here (override with ECHOLAB_DOCKER_SUBNETS).
 SUBNETS = ipaddress.ip_network(os.environ.get("ECHOLAB_DOCKER_SUBNETS", "172.30.0.0/16"))
@@ -48,6 +47,11 @@ class ContainerFactory:
     """Makes one backend's network and containers, named and labelled for its run and worker."""
 
     def __init__(self, api: Any, run: str, images: dict[str, str]) -> None:
+        from testcontainers.core.config import testcontainers_config
+
+        # Cleanup is by label (harness/dockerlabels.py), not by Ryuk: its image cannot be pulled
+        # everywhere (no registry here). testcontainers' own setting, for the containers we start.
+        testcontainers_config.ryuk_disabled = True
         self.api = api  # the docker SDK's low-level client, for the hosts' exec calls
         self.run = run
         self.server_image = images["server"]
@@ -63,7 +67,6 @@ class ContainerFactory:
     @contextlib.contextmanager
     def network(self) -> Iterator[Any]:
         """A user-defined bridge on a small subnet of our own; another one if that is taken."""
-        import docker.errors
         from docker.types import IPAMConfig, IPAMPool
         from testcontainers.core.network import Network
 
@@ -77,21 +80,17 @@ class ContainerFactory:
                 }
             )
             network.name = f"{self.base}-net"
-            try:
-                network.create()
-            except docker.errors.APIError as exc:
-                if "overlap" in str(exc).lower():  # "Pool overlaps with other one on this address space"
-                    continue
-                raise BackendUnavailableError(f"cannot create network {network.name}: {exc.explanation}") from None
-            except BaseException:  # Ctrl-C after the daemon made it: remove it by name
-                with contextlib.suppress(docker.errors.NotFound):
-                    self.api.remove_network(network.name)
-                raise
-            self._network = network
-            try:
+            with ExitStack() as stack:
+                # Ctrl-C may land after the daemon made it and before testcontainers knows it.
+                stack.callback(self._remove_network, network.name)
+                try:
+                    stack.enter_context(network)  # testcontainers creates it, and removes it on exit
+                except docker.errors.APIError as exc:
+                    if "overlap" in str(exc).lower():  # "Pool overlaps with other one on this address space"
+                        continue
+                    raise BackendUnavailableError(f"cannot create network {network.name}: {exc.explanation}") from None
+                self._network = network
                 yield network
-            finally:
-                network.remove()
             return
         raise BackendUnavailableError(
             f"no free /{PREFIX} left in {SUBNETS} after {TRIES} tries: remove leftover networks "
@@ -102,8 +101,6 @@ class ContainerFactory:
         """Start a container on the network and return the SDK's view of it; ``stack`` removes it.
         ``idle``: the user's own image, kept up by ``sleep infinity`` whatever its entrypoint.
         ``netns``: a host whose network namespace it joins instead (a capture sidecar)."""
-        from testcontainers.core.container import DockerContainer
-
         name = f"{self.base}-{role}"
         kwargs: dict[str, Any] = {"labels": {**dockerlabels.owner_labels(self.run), "org.echolab.role": role}}
         if idle:
@@ -113,22 +110,32 @@ class ContainerFactory:
             kwargs.update(network_mode=f"container:{netns.container_id}")
         else:
             kwargs.update(network=self._network, hostname=role)
-        container = DockerContainer(image, name=name, **kwargs)
+        container = _Container(image, name=name, **kwargs)
         # Removal by name is arranged first: Ctrl-C may land after the daemon created the
-        # container and before testcontainers knows it.
-        stack.callback(self._remove, container, name)
+        # container and before testcontainers knows it. Then testcontainers owns it: its context
+        # manager removes it on the way out, and at once when the start fails half-way.
+        stack.callback(self._remove_container, name)
         try:
-            container.start()
+            stack.enter_context(container)
         except Exception as exc:
             raise start_error(role, image, exc, idle) from None
         return container.get_wrapped_container()
 
-    def _remove(self, container: Any, name: str) -> None:
-        import docker.errors
-
-        with contextlib.suppress(docker.errors.NotFound):  # never made, or a test removed it
+    def _remove_container(self, name: str) -> None:
+        with contextlib.suppress(docker.errors.NotFound):  # removed already, or never made
             self.api.remove_container(name, force=True, v=True)
-        container.get_docker_client().client.close()
+
+    def _remove_network(self, name: str) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self.api.remove_network(name)
+
+
+class _Container(DockerContainer):
+    """testcontainers' container, whose removal tolerates a test having removed it already."""
+
+    def stop(self, force: bool = True, delete_volume: bool = True) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            super().stop(force, delete_volume)
 
 
 def start_error(role: str, image: str, exc: Exception, idle: bool) -> Exception:

@@ -148,8 +148,8 @@ def ensure_image() -> str:
             done = docker("build", "-q", "-t", tag, "-", input=DOCKERFILE.read_bytes(), timeout=900.0)
             if done.returncode != 0:
                 raise StandinError(
-                    f"building {tag} from {DOCKERFILE.name} failed (is debian:bookworm-slim there? "
-                    f"ci/base-image.sh makes it offline): {done.stderr.decode(errors='replace').strip()[-400:]}"
+                    f"building {tag} from {DOCKERFILE.name} failed (is debian:bullseye-slim there? "
+                    f"`ci/base-image.sh debian:bullseye-slim` makes it offline): {done.stderr.decode(errors='replace').strip()[-400:]}"
                 )
     return tag
 
