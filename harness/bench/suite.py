@@ -12,15 +12,18 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends.local import LocalHost
 from harness.bench.model import Figure, Figures
 from harness.bench.servers import HOST
+from harness.dockerlabels import RUN_ENV
 from harness.server import ServerSpec, start_server
 
 Say = Callable[[str], None]
 SUITE_TIMEOUT = 900.0
+INTERRUPT_GRACE = 30.0
 SUMMARY = re.compile(r"\d+ (passed|failed|error)")
 
 
@@ -58,26 +61,54 @@ def declare_suites(figs: Figures, skipped: dict[str, str | None]) -> None:
             )
 
 
-def run_suite(root: Path, backend: str, wire: str, say: Say, *extra: str) -> tuple[float, int, str]:
-    """``pytest tests/behaviour -n auto`` in a subprocess: its wall time, status and summary line."""
+@dataclass(frozen=True)
+class SuiteRun:
+    """One finished ``pytest tests/behaviour``: wall time, exit status, pytest's summary line and
+    the last ``VERDICT:`` line of echolab's verdict ("" when there is none)."""
+
+    seconds: float
+    status: int
+    summary: str
+    verdict: str
+
+
+def run_suite(root: Path, backend: str, wire: str, say: Say, *extra: str) -> SuiteRun:
+    """``pytest tests/behaviour -n auto`` in a subprocess, ``extra`` appended to its arguments."""
     argv = [sys.executable, "-m", "pytest", "tests/behaviour", "-n", "auto", "-q", "--backend", backend, "--wire", wire]
     argv += extra
+    # Run as from a terminal: not as a worker of a pytest that runs this bench (the smoke test),
+    # and with a docker run id of its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != RUN_ENV}
     say(f"harness: {' '.join(argv[2:])}")
     started = time.monotonic()
     proc = subprocess.Popen(
-        argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     try:
         out, _ = proc.communicate(timeout=SUITE_TIMEOUT)
     finally:
         if proc.poll() is None:  # Ctrl-C or the timeout: the whole pytest (and its workers) goes
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _interrupt(proc)
     elapsed = time.monotonic() - started
     lines = [line for line in out.splitlines() if SUMMARY.search(line)]
     summary = lines[-1] if lines else (out.strip().splitlines() or [""])[-1]
-    return elapsed, proc.returncode, summary.strip("= ")
+    verdict = next((line for line in reversed(out.splitlines()) if line.startswith("VERDICT:")), "")
+    return SuiteRun(elapsed, proc.returncode, summary.strip("= "), verdict)
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C for the pytest's whole process group, so that it removes its containers as it does
+    for a student; SIGKILL if it has not finished after INTERRUPT_GRACE seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=INTERRUPT_GRACE)  # read on: a full pipe would block its cleanup
+    finally:  # also when a second Ctrl-C cuts the wait short
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def measure_suites(figs: Figures, root: Path, say: Say) -> None:
@@ -88,15 +119,15 @@ def measure_suites(figs: Figures, root: Path, say: Say) -> None:
         backend, wire = f.subject.split(" --wire ")
         extra = ("--ignore", WIRE_ONLY) if f.metric == SAME_TESTS else ()
         try:
-            elapsed, status, summary = run_suite(root, backend, wire, say, *extra)
+            run = run_suite(root, backend, wire, say, *extra)
         except subprocess.TimeoutExpired:
             f.skipped = f"did not finish within {SUITE_TIMEOUT:g} s"
             continue
-        f.samples.append(elapsed)
-        f.extra.update(exit_status=status, summary=summary)
-        if status != 0:
-            f.note = f"the suite did not pass (exit {status}): {summary}"
-        say(f"harness: {f.metric}, {f.subject}: {elapsed:.1f} s ({summary})")
+        f.samples.append(run.seconds)
+        f.extra.update(exit_status=run.status, summary=run.summary)
+        if run.status != 0:
+            f.note = f"the suite did not pass (exit {run.status}): {run.summary}"
+        say(f"harness: {f.metric}, {f.subject}: {run.seconds:.1f} s ({run.summary})")
 
 
 def _bare_local_ready(argv: list[str], port: int) -> float:
