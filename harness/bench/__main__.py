@@ -2,9 +2,10 @@
 
 Phases: compile the C load generator and minimal echo into a temporary directory; start every
 echo server on loopback; interleaved rounds of round trip, stream and requests/s; then the
-harness (server start-to-ready, behaviour-suite wall times). Everything started is stopped at the
-end, also on Ctrl-C or a failure. Output: a table on stdout, ``bench.json``, ``bench.png`` and
-``table.txt`` in the results directory; progress on stderr.
+harness (server start-to-ready, behaviour-suite wall times, and interleaved rounds of the suite on the
+reference server and on broken ones, per backend).
+Everything started is stopped at the end, also on Ctrl-C or a failure. Output: a table on stdout,
+``bench.json``, ``bench.png`` and ``table.txt`` in the results directory; progress on stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from harness.bench import report, suite
+from harness.bench import broken, report, suite
 from harness.bench.load import LoadGenerator
 from harness.bench.measure import RPS_REFERENCE, EchoBench, Generator, Plan, declare
 from harness.bench.model import Figures
@@ -62,7 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench-results", help="results directory (default bench-results/)"
     )
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, quick 1)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (default 5, broken-server suites 3; quick 1)"
+    )
     parser.add_argument(
         "--no-pin",
         action="store_true",
@@ -159,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             "rps": "uvloop",
             "memory": "uvloop",
             "harness": "per row: suite --wire off / local suite / bare spawn / docker run --rm",
+            "broken": "the behaviour suite on the reference server, same backend, same rounds",
         },
         "missing_tools": tools.missing,
         # What the run started: all stopped and removed by now (the smoke test checks).
@@ -187,6 +191,8 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         suite.measure_local_ready(figs, ("python",), 2, say)
         suite.declare_suites(figs, {"local": "--quick: the suite runs take minutes", "docker": "--quick"})
         suite.declare_docker_ready(figs, "--quick")
+        broken.declare(figs, broken.QUICK, {"docker": "--quick: local only"})
+        broken.measure(figs, ROOT, args.rounds or 1, say)
         return
     suite.measure_local_ready(figs, ("python", "c"), 5, say)
     no_docker = suite.docker_unavailable()
@@ -197,6 +203,8 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         suite.measure_docker_ready(figs, ROOT, 3, say)
     suite.declare_suites(figs, {"docker": no_docker})
     suite.measure_suites(figs, ROOT, say)
+    broken.declare(figs, (*broken.DEFECTS, *broken.CORRECT), {"docker": no_docker})
+    broken.measure(figs, ROOT, args.rounds or broken.ROUNDS, say)
 
 
 def _loadavg() -> str:

@@ -26,6 +26,8 @@ class Figure:
     note: str = ""
     #: Why there is no value: a missing tool, a failed run, --quick.
     skipped: str | None = None
+    #: The bench's own check failed (a run ended otherwise than it must): no value, and said so.
+    error: str | None = None
     extra: dict[str, Extra] = field(default_factory=dict)
     #: Per round: (the generator's, the server's) CPU use in percent of one core over the window.
     cpu: list[tuple[float, float]] = field(default_factory=list)
@@ -38,7 +40,15 @@ class Figure:
 
     @property
     def value(self) -> float | None:
-        return statistics.median(self.samples) if self.samples and self.skipped is None else None
+        return statistics.median(self.samples) if self.samples and self.skipped is None and self.error is None else None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "error"
+        if self.skipped is not None:
+            return "skipped"
+        return "ok" if self.samples else "no data"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,8 +62,8 @@ class Figure:
             "reference_metric": self.reference_metric or (self.metric if self.reference else None),
             "ratio": self.ratio,
             "samples": self.samples,
-            "status": "skipped" if self.skipped is not None else ("ok" if self.samples else "no data"),
-            "reason": self.skipped,
+            "status": self.status,
+            "reason": self.error or self.skipped,
             "note": self.note,
             "extra": self.extra,
             "cpu_pct": dict(zip(("generator", "server"), self.cpu_pct)) if self.cpu_pct else None,

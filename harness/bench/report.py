@@ -2,7 +2,8 @@
 
 Every figure is shown with its ratio to the figure's reference in the same run (round trip: the
 minimal C echo; stream: iperf3; requests/s and memory: uvloop; harness: the local suite, the bare
-spawn, a bare ``docker run --rm``), then the issue's targets, then the load generator's evidence.
+spawn, a bare ``docker run --rm``; broken servers: the reference server on the same backend), then
+the issues' targets, then the load generator's evidence.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.bench import broken
 from harness.bench.model import Figure, Figures, Target
 
 SECTIONS = (
@@ -29,6 +31,11 @@ SECTIONS = (
         "MEMORY (RSS including forked children, at 100 connections for concurrent servers; x = ratio to uvloop)",
     ),
     ("harness", "HARNESS (x = ratio to the row's reference)"),
+    (
+        broken.SECTION,
+        "BROKEN SERVERS: behaviour suite wall time (pytest -n auto, --wire on) per backend, and its verdict "
+        "(x = ratio to the reference server on the same backend)",
+    ),
 )
 FORMATS = {"us": "{:.1f}", "MB/s": "{:,.0f}", "req/s": "{:,.0f}", "MB": "{:.1f}", "s": "{:.1f}", "ms": "{:.0f}"}
 
@@ -88,6 +95,21 @@ def _harness_section(title: str, figs: list[Figure]) -> list[str]:
     return lines
 
 
+def _broken_section(title: str, figs: list[Figure]) -> list[str]:
+    lines = [title, f"  {'backend':8}{'server':18}{'wall time':>10}{'x':>7}  verdict"]
+    for f in figs:
+        backend, server = str(f.extra["backend"]), str(f.extra["server"])
+        if f.error or f.skipped:
+            what = f"ERROR (bench): {f.error}" if f.error else f"skipped: {f.skipped}"
+            lines.append(f"  {backend:8}{server:18}  {what}")
+            continue
+        found = f"FAIL - broken: {f.extra['broken']}" if f.extra.get("broken") else "PASS"
+        value = f"{_fmt(f.value, f.unit)} {f.unit}"
+        ratio = _ratio(f.ratio) if f.reference != f.subject else ""
+        lines.append(f"  {backend:8}{server:18}{value:>10}{ratio:>7}  {found} ({f.extra.get('summary')})")
+    return lines
+
+
 def table(run: dict[str, Any], figs: Figures, targets: list[Target], generator: dict[str, Any]) -> str:
     m = run["machine"]
     lines = [
@@ -104,9 +126,9 @@ def table(run: dict[str, Any], figs: Figures, targets: list[Target], generator: 
         in_section = [f for f in figs.items if f.section == section]
         if not in_section:
             continue
-        render = _harness_section if section == "harness" else _server_section
-        lines += [*render(title, in_section), ""]
-    lines.append("TARGETS (issue 6)")
+        renderer = {"harness": _harness_section, broken.SECTION: _broken_section}.get(section, _server_section)
+        lines += [*renderer(title, in_section), ""]
+    lines.append("TARGETS (issues 6 and 9)")
     for t in targets:
         status = {"met": "met", "missed": "MISSED", "not measured": "n/m"}[t.status]
         by = f" by {t.miss_pct:.1f}%" if t.miss_pct else ""
@@ -142,41 +164,68 @@ def write_json(
 
 
 def write_png(path: Path, run: dict[str, Any], figs: Figures) -> None:
-    """Six panels, one per kind of figure; a skipped figure is simply absent from its panel."""
+    """Seven panels, one per kind of figure; a skipped figure is simply absent from its panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    fig, axes = plt.subplots(2, 4, figsize=(22, 9.5))
     panels = [
         ("rtt", ("p50", "p99"), "round trip, 64 B (us, lower is better)"),
         ("stream", ("mb_per_s",), "one stream, byte-exact (MB/s)"),
         ("rps", tuple(f"rps@{n}" for n in run["plan"]["conns"]), "requests/s, 1 KiB, closed loop"),
         ("memory", ("peak_rss",), "peak RSS incl. children (MB)"),
-        ("harness-suite", ("suite wall time", "suite without test_wire.py"), "behaviour suite wall time (s)"),
-        ("harness-ready", ("ready",), "server start-to-ready (ms)"),
+        ("harness", ("suite wall time", "suite without test_wire.py"), "behaviour suite wall time (s)"),
+        ("harness", ("ready",), "server start-to-ready (ms)"),
     ]
     for ax, (section, metrics, title) in zip(axes.flat, panels):
-        real = section.split("-")[0]
-        chosen = [f for f in figs.items if f.section == real and f.metric in metrics and f.value is not None]
+        chosen = [f for f in figs.items if f.section == section and f.metric in metrics and f.value is not None]
         subjects = _subjects(chosen)
-        width = 0.8 / max(1, len(metrics))
-        for i, metric in enumerate(metrics):
-            values = [
+        series = {
+            metric: [
                 next((f.value or 0.0 for f in chosen if f.subject == s and f.metric == metric), 0.0) for s in subjects
             ]
-            xs = [j + (i - (len(metrics) - 1) / 2) * width for j in range(len(subjects))]
-            ax.bar(xs, values, width, label=metric)
-        ax.set_xticks(range(len(subjects)))
-        ax.set_xticklabels(subjects, rotation=35, ha="right", fontsize=8)
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        if len(metrics) > 1 and subjects:
-            ax.legend(fontsize=8)
-        if not subjects:
-            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
+            for metric in metrics
+        }
+        _bars(ax, title, subjects, series)
+    _broken_panel(axes.flat[6], figs)
+    axes.flat[7].set_visible(False)
     fig.suptitle(f"echolab bench {run['started']} ({'quick' if run['quick'] else 'full'})")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _bars(ax: Any, title: str, subjects: list[str], series: dict[str, list[float]]) -> None:
+    """Grouped bars: one group per subject, one bar per series."""
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(subjects))]
+        ax.bar(xs, values, width, label=label)
+    ax.set_xticks(range(len(subjects)))
+    ax.set_xticklabels(subjects, rotation=35, ha="right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    if len(series) > 1 and subjects:
+        ax.legend(fontsize=8)
+    if not subjects:
+        ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
+
+
+def _broken_panel(ax: Any, figs: Figures) -> None:
+    """Each broken server's suite over the reference's, one bar per backend, against the 2x target."""
+    chosen = [f for f in figs.items if f.section == broken.SECTION and f.ratio is not None]
+    servers = list(dict.fromkeys(str(f.extra["server"]) for f in chosen))
+    backends = list(dict.fromkeys(str(f.extra["backend"]) for f in chosen))
+    series = {
+        b: [
+            next((f.ratio or 0.0 for f in chosen if f.extra["backend"] == b and f.extra["server"] == s), 0.0)
+            for s in servers
+        ]
+        for b in backends
+    }
+    _bars(ax, "suite on broken servers, x reference server (target <= 2x)", servers, series)
+    if servers:
+        ax.axhline(2.0, color="red", linestyle="--", linewidth=1)
+        ax.legend(fontsize=8)  # which backend, even when only one was measured

@@ -1,9 +1,11 @@
-"""Issue 6's targets, read off this run's ratios: met, or missed by how much (never a timed test)."""
+"""Issue 6's and issue 9's targets, read off this run's figures: met, or missed by how much (never a
+timed test)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.bench import broken
 from harness.bench.model import Figures, Target
 
 REFERENCE_SERVERS = ("python-iterative", "python-concurrent", "c-iterative", "c-concurrent")
@@ -156,4 +158,23 @@ def evaluate(figs: Figures, conns: tuple[int, ...]) -> list[Target]:
             "the pcap and checks the exchange: tens of ms per server start, against tests that take ~100-300 ms"
         )
     targets.append(capture)
+    targets += [_broken_target(figs, backend) for backend in ("local", "docker")]
     return targets
+
+
+def _broken_target(figs: Figures, backend: str) -> Target:
+    """Issue 9: the verdict on a broken server (or the correct one-byte-writes) takes at most 2x the
+    reference server's suite on the same backend."""
+    rows = [
+        f
+        for f in figs.items
+        if f.section == broken.SECTION and f.subject.startswith(f"{backend} ") and f.reference != f.subject
+    ]
+    checks: list[tuple[str, float | None, float, Callable[[float, float], float]]] = [
+        (f"{f.subject.split(' ', 1)[1]}{' (bench error)' if f.error else ''}", f.ratio, 2.0, _at_most) for f in rows
+    ]
+    t = _verdict(f"verdict on broken servers, {backend}: each suite <= 2x the reference server's", checks)
+    if t.status == "missed":
+        slow = [f for f in rows if f.ratio is not None and f.ratio > 2.0]
+        t.why = "; ".join(f"{f.subject}: {f.ratio:.2f}x, {f.extra.get('summary')}" for f in slow)
+    return t

@@ -16,7 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_SERVERS = ("python-concurrent", "c-concurrent", "minimal-c", "socat", "ncat", "uvloop")
 NEEDED = {"socat": "ci/host-tools.sh", "ncat": "ci/host-tools.sh", "iperf3": "ci/host-tools.sh"}
-SECTIONS = ("rtt", "stream", "rps", "memory", "harness")
+SECTIONS = ("rtt", "stream", "rps", "memory", "harness", "broken")
+#: What --quick runs of the broken-server suites: local only, these two against the reference.
+QUICK_DEFECTS = ("drop-last-byte", "no-fin")
 
 
 def in_ci() -> bool:
@@ -53,7 +55,16 @@ def test_quick_bench_prints_a_table_with_every_section_and_the_targets(
     quick: tuple[subprocess.CompletedProcess[str], Path], result: dict[str, Any]
 ) -> None:
     done, out = quick
-    for heading in ("ROUND TRIP", "ONE STREAM", "REQUESTS/S", "MEMORY", "HARNESS", "TARGETS", "LOAD GENERATOR"):
+    for heading in (
+        "ROUND TRIP",
+        "ONE STREAM",
+        "REQUESTS/S",
+        "MEMORY",
+        "HARNESS",
+        "BROKEN SERVERS",
+        "TARGETS",
+        "LOAD GENERATOR",
+    ):
         assert heading in done.stdout, f"no {heading} section in the table:\n{done.stdout}"
     for server in QUICK_SERVERS:
         assert server in done.stdout, f"{server} missing from the table:\n{done.stdout}"
@@ -65,12 +76,12 @@ def test_quick_bench_json_has_figures_with_references_and_ratios(result: dict[st
     assert result["schema"] == "echolab-bench/1" and result["quick"] is True
     assert isinstance(result["duration_s"], (int, float))
     assert {"kernel", "cpus", "python", "loadavg_start"} <= result["machine"].keys()
-    assert set(result["references"]) == {"rtt", "stream", "rps", "memory", "harness"}
+    assert set(result["references"]) == set(SECTIONS)
     figures = result["figures"]
     assert {f["section"] for f in figures} == set(SECTIONS)
     for f in figures:
         assert {"metric", "subject", "value", "unit", "reference", "ratio", "samples", "status", "reason"} <= f.keys()
-        assert f["status"] in ("ok", "skipped", "no data"), f
+        assert f["status"] in ("ok", "skipped", "no data", "error"), f
         if f["status"] == "ok":
             # >= 0, not > 0: a server may stall (ncat -e cat can deadlock on a bulk stream).
             assert isinstance(f["value"], (int, float)) and f["value"] >= 0, f
@@ -87,6 +98,29 @@ def test_quick_bench_json_has_figures_with_references_and_ratios(result: dict[st
     ):
         assert by[key]["status"] == "ok", by[key]
     assert by[("rtt", "p50", "minimal-c")]["ratio"] == pytest.approx(1.0)
+
+
+def test_quick_bench_times_broken_servers_against_the_reference_with_their_verdicts(
+    quick: tuple[subprocess.CompletedProcess[str], Path], result: dict[str, Any]
+) -> None:
+    rows = {f["subject"]: f for f in result["figures"] if f["section"] == "broken"}
+    assert set(rows) == {f"{b} {s}" for b in ("local", "docker") for s in ("reference", *QUICK_DEFECTS)}, rows
+    reference = rows["local reference"]
+    assert reference["status"] == "ok" and reference["value"] > 0, reference
+    assert reference["extra"]["verdict"].startswith("VERDICT: PASS") and reference["extra"]["exit_status"] == 0
+    for defect in QUICK_DEFECTS:
+        row = rows[f"local {defect}"]
+        assert row["status"] == "ok", f"the suite against {defect} did not end as it must: {row['reason']}"
+        assert row["value"] > 0 and row["ratio"] > 0 and row["reference"] == "local reference", row
+        assert row["extra"]["exit_status"] == 1, row
+        found = row["extra"]["broken"]
+        assert isinstance(found, str) and found, f"{defect}: no broken behaviour recorded: {row}"
+        assert row["extra"]["verdict"] == f"VERDICT: FAIL - broken: {found}", row
+        line = next(line for line in quick[0].stdout.splitlines() if line.startswith(f"  local   {defect} "))
+        assert f"FAIL - broken: {found}" in line and f"{row['ratio']:.2f}x" in line, line
+    for subject, row in rows.items():
+        if subject.startswith("docker "):
+            assert row["status"] == "skipped" and "--quick" in row["reason"], row
 
 
 def test_quick_bench_json_evaluates_every_target(result: dict[str, Any]) -> None:
