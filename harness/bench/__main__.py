@@ -2,8 +2,8 @@
 
 Phases: compile the C load generator and minimal echo into a temporary directory; start every
 echo server on loopback; interleaved rounds of round trip, stream and requests/s; then the
-harness (server start-to-ready, behaviour-suite wall times, and interleaved rounds of the suite on the
-reference server and on broken ones, per backend).
+harness (server start-to-ready, behaviour-suite wall times, what a failing test's evidence costs to
+render, and interleaved rounds of the suite on the reference server and on broken ones, per backend).
 Everything started is stopped at the end, also on Ctrl-C or a failure. Output: a table on stdout,
 ``bench.json``, ``bench.png`` and ``table.txt`` in the results directory; progress on stderr.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from harness.bench import broken, report, suite
+from harness.bench import broken, render, report, suite
 from harness.bench.load import LoadGenerator
 from harness.bench.measure import RPS_REFERENCE, EchoBench, Generator, Plan, declare
 from harness.bench.model import Figures
@@ -191,6 +191,7 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         suite.measure_local_ready(figs, ("python",), 2, say)
         suite.declare_suites(figs, {"local": "--quick: the suite runs take minutes", "docker": "--quick"})
         suite.declare_docker_ready(figs, "--quick")
+        render.measure(figs, ROOT, 3, say, {render.PASSING: "--quick: its capture and renders take 5-10 s"})
         broken.declare(figs, broken.QUICK, {"docker": "--quick: local only"})
         broken.measure(figs, ROOT, args.rounds or 1, say)
         return
@@ -203,6 +204,7 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         suite.measure_docker_ready(figs, ROOT, 3, say)
     suite.declare_suites(figs, {"docker": no_docker})
     suite.measure_suites(figs, ROOT, say)
+    render.measure(figs, ROOT, 5, say)
     broken.declare(figs, (*broken.DEFECTS, *broken.CORRECT), {"docker": no_docker})
     broken.measure(figs, ROOT, args.rounds or broken.ROUNDS, say)
 

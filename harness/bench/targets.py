@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.bench import broken
+from harness.bench import broken, render
 from harness.bench.model import Figures, Target
 
 REFERENCE_SERVERS = ("python-iterative", "python-concurrent", "c-iterative", "c-concurrent")
@@ -159,6 +159,7 @@ def evaluate(figs: Figures, conns: tuple[int, ...]) -> list[Target]:
         )
     targets.append(capture)
     targets += [_broken_target(figs, backend) for backend in ("local", "docker")]
+    targets.append(_render_target(figs))
     return targets
 
 
@@ -177,4 +178,15 @@ def _broken_target(figs: Figures, backend: str) -> Target:
     if t.status == "missed":
         slow = [f for f in rows if f.ratio is not None and f.ratio > 2.0]
         t.why = "; ".join(f"{f.subject}: {f.ratio:.2f}x, {f.extra.get('summary')}" for f in slow)
+    return t
+
+
+def _render_target(figs: Figures) -> Target:
+    f = figs.get("harness", render.METRIC, render.FAILING)
+    t = _verdict(
+        "evidence of a failing 1 MiB echo (pcap, judges, packet table) rendered in < 1 s",
+        [("ms", f.value if f is not None else None, 1000.0, _at_most)],
+    )
+    if t.status == "missed" and f is not None:
+        t.why = f.note
     return t

@@ -123,6 +123,19 @@ def test_quick_bench_times_broken_servers_against_the_reference_with_their_verdi
             assert row["status"] == "skipped" and "--quick" in row["reason"], row
 
 
+def test_quick_bench_times_the_evidence_of_a_failing_mebibyte_echo(result: dict[str, Any]) -> None:
+    by = {f["subject"]: f for f in result["figures"] if f["metric"] == "evidence render"}
+    failing = by["failing 1 MiB echo"]
+    assert failing["status"] == "ok" and failing["unit"] == "ms", failing
+    assert 0 < failing["value"] < 60_000 and len(failing["samples"]) >= 3, failing
+    extra = failing["extra"]
+    assert extra["segments"] > 0 and extra["table_lines"] > 1 and extra["pcap_bytes"] > 1 << 20, extra
+    assert "not the 1048576 it sent" in extra["problem"], f"the failing echo should be judged wrong: {extra}"
+    assert by["passing 1 MiB echo"]["status"] == "skipped", "--quick leaves out the one-byte-writes capture"
+    target = next(t for t in result["targets"] if "failing 1 MiB echo" in t["target"])
+    assert target["status"] in ("met", "missed"), target
+
+
 def test_quick_bench_json_evaluates_every_target(result: dict[str, Any]) -> None:
     targets = result["targets"]
     assert len(targets) >= 10
