@@ -96,7 +96,13 @@ def _harness_section(title: str, figs: list[Figure]) -> list[str]:
 
 
 def _broken_section(title: str, figs: list[Figure]) -> list[str]:
-    lines = [title, f"  {'backend':8}{'server':18}{'wall time':>10}{'x':>7}  verdict"]
+    rounds = max((len(f.samples) for f in figs), default=0)
+    lines = [
+        title,
+        f"  {rounds} interleaved round(s) in rotated order: wall time is the median, x the median of the rounds' "
+        "ratios; the verdict and pytest's summary are the last round's",
+        f"  {'backend':8}{'server':18}{'wall time':>10}{'x':>7}  verdict",
+    ]
     for f in figs:
         backend, server = str(f.extra["backend"]), str(f.extra["server"])
         if f.error or f.skipped:
