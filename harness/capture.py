@@ -28,9 +28,11 @@ MARK_TIMEOUT = 3.0
 
 
 #: Kernel ring per tcpdump, KiB. In immediate mode libpcap's ring has one slot per snapshot length
-#: (64 KiB), so this is 2,048 slots: measured, a correct server that writes its 1 MiB echo one
-#: byte per send() (about 50,000 segments) lost 100-2,900 packets with 32 MiB and none with 128 MiB.
-RING_KIB = 131072
+#: (64 KiB), so this is 4,096 slots. Measured with a correct server that writes its 1 MiB echo one
+#: byte per send() (30,000-140,000 segments): 32 MiB lost 100-2,900 packets on a quiet machine;
+#: 128 MiB lost none there but 8,694 in one of three runs beside two busy loops; 256 MiB lost none
+#: in nine runs beside two and three busy loops. Pinned kernel memory, only while a test captures.
+RING_KIB = 262144
 #: On a Raspberry Pi (1-8 GB) the ring stays at 32 MiB: its link cannot produce loopback's rates.
 SMALL_RING_KIB = 32768
 

@@ -381,6 +381,9 @@ def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0, idle: floa
         reset(sock)
     elif how == "garbage":
         sock.sendall(make_payload({"random": 65536, "seed": 13}))
+        # Close only once some echo is waiting unread, so the close is the RST that unread data
+        # makes (RFC 2525 2.17), not a FIN that merely raced the echo.
+        select.select([sock], [], [], idle_limit(rtt, idle))
         sock.close()
     else:
         sock.close()

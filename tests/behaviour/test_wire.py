@@ -43,6 +43,7 @@ def test_lab_exchange_matches_the_wireshark_capture_packet_for_packet(client_hos
 
 
 @pytest.mark.parametrize("how", ["reset", "garbage"], ids=["so-linger-zero", "close-with-unread-data"])
+@pytest.mark.needs("echo fidelity")  # the unread data is the server's echo
 def test_client_reset_is_a_rst_on_the_wire(client_host, echo_server, how):
     # SO_LINGER {1, 0}, or close() with unread received data (RFC 2525 2.17): RST, not FIN.
     captured(echo_server.capture)
