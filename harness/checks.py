@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.base import Host
-from harness.capture import Capture, NoCapture
 from harness.errors import HarnessError
 from harness.evidence import describe_echo, describe_end
 from harness.gate import NotJudged
-from harness.probe import make_payload
 from harness.procnet import Listener
+from harness.remote.probe import make_payload
 from harness.server import RunningServer
 from harness.wait import WaitTimeoutError, until
-from harness.wire import Connection, data_problem
+from harness.wire.capture import Capture, NoCapture
+from harness.wire.table import connection_table
+from harness.wire.tcp import Connection, data_problem
 
 Judge = Callable[[Connection], "str | None"]
 
@@ -45,7 +46,7 @@ def payload(*messages: dict[str, Any]) -> bytes:
 
 
 def exchange(client: Host, server: RunningServer, *messages: dict[str, Any], **options: Any) -> Result:
-    """Send ``messages`` to the server from the client host; see harness/probe.py op_exchange."""
+    """Send ``messages`` to the server from the client host; see harness/remote/probe.py op_exchange."""
     return client.probe("exchange", host=server.address, port=server.port, messages=list(messages), **options)
 
 
@@ -103,7 +104,7 @@ def wire_problem(capture: Capture | NoCapture | None, client_port: int | None, *
         problem = f"on the wire: no packet of the connection from port {client_port}\n{capture.table()}"
     else:
         found = (judge(conn) for judge in judges)
-        problem = next((f"on the wire: {p}\n{conn.table()}" for p in found if p is not None), None)
+        problem = next((f"on the wire: {p}\n{connection_table(conn)}" for p in found if p is not None), None)
     if problem is not None and capture.dropped:
         lost = f"tcpdump lost {capture.dropped} packet(s) of port {capture.port}"
         raise NotJudged(f"{lost}: a wire check on an incomplete capture proves nothing")
@@ -133,7 +134,7 @@ class BacklogObservation:
 
 def fill_backlog(client: Host, server_host: Host, server: RunningServer, limit: int) -> BacklogObservation:
     """Occupy the server with one client, queue connections until one fails, read the server's
-    kernel while the queue is full, then let the queue drain (see harness/probe.py op_backlog)."""
+    kernel while the queue is full, then let the queue drain (see harness/remote/probe.py op_backlog)."""
     process = client.start_probe("backlog", host=server.address, port=server.port, limit=limit, hold=30.0)
 
     def filled() -> bool:

@@ -51,3 +51,23 @@ def tail_block(title: str, lines: Sequence[str]) -> str:
     if not lines:
         return f"{title}: (nothing)"
     return f"{title}:\n" + "\n".join(f"  | {line}" for line in lines)
+
+
+def headline(report: Any) -> str:
+    """The first line of a failure: what the check found, without pytest's framing."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr or "")
+    for prefix in ("AssertionError: ", "Failed: "):
+        text = text.removeprefix(prefix)
+    return next((line.strip() for line in text.splitlines() if line.strip()), "failed")
+
+
+def evidence_of(error: BaseException) -> str:
+    """A failed check's message without what pytest's assertion rewriting appends to it (the
+    ``assert ...`` line and the two-space indent of continuation lines)."""
+    text = str(error)
+    head, sep, tail = text.rpartition("\nassert ")
+    if sep and "\n" not in tail.strip():
+        text = head
+    first, *rest = text.split("\n")
+    return "\n".join([first, *(line[2:] if line.startswith("  ") else line for line in rest)])

@@ -15,8 +15,11 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from harness.evidence import headline
 
 SERVER_START = "server start"
 #: What each behaviour gives the tests that need it, for "not judged: ... (they need ...)".
@@ -31,6 +34,15 @@ PROVIDES = {
     "wire": "the capture",
 }
 PREFIX = "echolab-run-"
+#: user properties of a behaviour test: set at collection
+BEHAVIOUR = "behaviour"  # the behaviour it judges
+NEEDS = "needs"  # everything it relies on, transitively
+#: ... and at run time
+STARTED_NOTHING = "server_start_failed"  # the server under test did not come up
+NOT_JUDGED = "not_judged"  # the reason it could not judge
+GATED_BY = "gated_by"  # the broken behaviour it needed
+BOARD = pytest.StashKey["Board"]()
+BOARD_KEY = "echolab_board"  # how xdist workers learn where the run's board is
 
 
 class NotJudged(pytest.skip.Exception):  # type: ignore[misc,name-defined]  # a skip: no pass, no failure
@@ -121,3 +133,41 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def props_of(node: pytest.Item | pytest.TestReport) -> dict[str, Any]:
+    return dict(node.user_properties)
+
+
+class Gate:
+    """Runs in every process: ends a test whose needs are known broken at once, as not judged, and
+    puts a behaviour that failed on its own checks on the run's board for the tests that need it."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        for need in props_of(item).get(NEEDS, ()):
+            evidence = self.board.broken(need)
+            if evidence is not None:
+                raise NotJudged(f"needs {needs_text(need)}: {need} is broken ({evidence})", gated_by=need)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = props_of(report)
+        if not report.failed or BEHAVIOUR not in props or GATED_BY in props:
+            return
+        behaviour = SERVER_START if props.get(STARTED_NOTHING) else props[BEHAVIOUR]
+        if report.when != "call" and behaviour != SERVER_START:
+            return  # the harness's own trouble in a fixture says nothing about the server
+        if not any(self.board.broken(need) for need in props.get(NEEDS, ()) if need != behaviour):
+            self.board.mark_broken(behaviour, f"{report.nodeid.split('::')[-1]}: {headline(report)}")
+
+
+class BoardToWorkers:
+    """xdist, in the controller: every worker gets the run's board."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[BOARD_KEY] = str(self.board.directory)

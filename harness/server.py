@@ -5,12 +5,13 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from harness.backends.base import Host, Process
-from harness.capture import Capture, NoCapture
+from harness.backends.base import Host
 from harness.errors import ServerNeverListenedError, ServerStartError
 from harness.evidence import tail_block
+from harness.process import Process
 from harness.servercmd import ServerCommand
 from harness.wait import WaitTimeoutError, until
+from harness.wire.capture import Capture, NoCapture
 
 REPORT_LINES = 15
 
@@ -52,7 +53,7 @@ class RunningServer:
         self.backlog = backlog
         self.mode = mode
         self.process = process
-        #: Its packets, when the test's wire capture is on (see harness/capture.py).
+        #: Its packets, when the test's wire capture is on (see harness/wire/capture.py).
         self.capture: Capture | NoCapture | None = None
 
     @property

@@ -15,15 +15,18 @@ from typing import Any
 
 import pytest
 
-from harness.gate import SERVER_START, needs_text, transitive
-
-BEHAVIOUR = "behaviour"
-NEEDS = "needs"
-#: user properties a test's reports carry at run time
-STARTED_NOTHING = "server_start_failed"  # the server under test did not come up
-NOT_JUDGED = "not_judged"  # the reason it could not judge
-GATED_BY = "gated_by"  # the broken behaviour it needed
-HARNESS = "harness (setup)"
+from harness.evidence import headline
+from harness.gate import (
+    BEHAVIOUR,
+    GATED_BY,
+    NEEDS,
+    NOT_JUDGED,
+    SERVER_START,
+    STARTED_NOTHING,
+    needs_text,
+    transitive,
+)
+from harness.options import Options
 
 
 @dataclass
@@ -69,15 +72,6 @@ def merge(record: Record, report: Any) -> None:
         record.outcome = "not judged"
         record.reason = str(props.get(NOT_JUDGED) or skip_reason(report))
         record.gated_by = props.get(GATED_BY)
-
-
-def headline(report: Any) -> str:
-    """The first line of a failure: what the check found, without pytest's framing."""
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(report.longrepr or "")
-    for prefix in ("AssertionError: ", "Failed: "):
-        text = text.removeprefix(prefix)
-    return next((line.strip() for line in text.splitlines() if line.strip()), "failed")
 
 
 def skip_reason(report: Any) -> str:
@@ -317,3 +311,20 @@ class Reporter:
             rows[-1] = ("VERDICT: INCOMPLETE - the run was interrupted", {"yellow": True, "bold": True})
         for text, colour in rows:
             terminalreporter.write_line(text, **colour)
+
+
+def subject(options: Options, labels: list[str]) -> str:
+    """What the verdict is about: the user's server or the reference one, on which targets."""
+    what = f"--server-cmd {options.server_cmd.template!r}" if options.server_cmd else "the reference server"
+    return f"{what} ({', '.join(labels)})"
+
+
+def notes(options: Options) -> list[str]:
+    """What the run left out on purpose, said before the last line."""
+    found = []
+    if not options.wire:
+        found.append("wire: not checked (--wire off)")
+    if options.server_cmd is not None:
+        other = "concurrent" if options.server_mode == "iterative" else "iterative"
+        found.append(f"checks for {other} servers: not run (the server is {options.server_mode}: --server-mode)")
+    return found

@@ -9,8 +9,8 @@ from harness.errors import ConfigError
 
 REGISTRY = {
     "local": "harness.backends.local:LocalBackend",
-    "ssh": "harness.backends.ssh:SshBackend",
-    "docker": "harness.backends.docker:DockerBackend",
+    "ssh": "harness.backends.ssh.backend:SshBackend",
+    "docker": "harness.backends.docker.backend:DockerBackend",
 }
 
 

@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import echo
-from harness import build, probe
-from harness.backends.base import Backend, Completed, Host, OutputLog, Process
-from harness.capture import Capture, tcpdump_argv
+from harness import build
+from harness.backends.base import Backend, Host
 from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
+from harness.process import Completed, OutputLog, Process
+from harness.remote import probe
+from harness.wire.capture import Capture, tcpdump_argv
 
 ECHO_DIR = Path(echo.__file__).resolve().parent
 # With util-linux's setpriv the kernel kills the server if the harness dies outright (SIGKILL),

@@ -150,7 +150,8 @@ def broken_server(root: Path) -> Path:
 def _broken_image(root: Path, say: Say) -> Iterator[str]:
     """echolab's server image plus broken_server.py, removed at the end (also on Ctrl-C or a failure);
     then whatever a suite killed outright left behind is swept."""
-    from harness import containers, dockerlabels, images
+    from harness.backends.docker import containers, images
+    from harness.backends.docker import labels as dockerlabels
 
     client = containers.connect()
     with ExitStack() as stack:

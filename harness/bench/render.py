@@ -17,15 +17,15 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
-from harness.backends.base import Process
 from harness.backends.local import LocalHost
 from harness.bench.broken import broken_server
 from harness.bench.model import Figure, Figures
-from harness.capture import Capture
 from harness.checks import exchange, payload, random_bytes
+from harness.process import Process
 from harness.server import ServerSpec, start_server
 from harness.servercmd import ServerCommand
-from harness.wire import data_problem, teardown_problem
+from harness.wire.capture import Capture
+from harness.wire.tcp import data_problem, teardown_problem
 
 Say = Callable[[str], None]
 METRIC = "evidence render"

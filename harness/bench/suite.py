@@ -15,10 +15,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.backends.docker.labels import RUN_ENV
 from harness.backends.local import LocalHost
 from harness.bench.model import Figure, Figures
 from harness.bench.servers import HOST
-from harness.dockerlabels import RUN_ENV
 from harness.server import ServerSpec, start_server
 
 Say = Callable[[str], None]
@@ -221,8 +221,9 @@ def measure_docker_ready(figs: Figures, root: Path, reps: int, say: Say) -> None
 
 
 def _docker_ready(harness_fig: Figure, bare_fig: Figure, root: Path, reps: int, say: Say) -> None:
-    from harness import containers, dockerlabels, images
-    from harness.backends.docker import DockerHost
+    from harness.backends.docker import containers, images
+    from harness.backends.docker import labels as dockerlabels
+    from harness.backends.docker.host import DockerHost
 
     client = containers.connect()
     with ExitStack() as stack:
@@ -257,7 +258,7 @@ def _docker_ready(harness_fig: Figure, bare_fig: Figure, root: Path, reps: int, 
 def docker_unavailable() -> str | None:
     """Why the docker figures cannot be measured here, or None when a daemon answers."""
     try:
-        from harness import containers
+        from harness.backends.docker import containers
 
         containers.connect().close()
     except Exception as exc:

@@ -11,7 +11,7 @@ import pytest
 
 from harness.checks import fill_backlog, own_backlog, wire_problem
 from harness.gate import NotJudged
-from harness.wire import dropped_syn_problem, handshake_problem
+from harness.wire.tcp import dropped_syn_problem, handshake_problem
 
 # Every backlog test begins by having one client echoed: it relies on a working echo.
 pytestmark = [pytest.mark.behaviour("listen backlog"), pytest.mark.needs("echo fidelity")]

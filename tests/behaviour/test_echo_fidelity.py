@@ -15,7 +15,7 @@ from harness.checks import (
     text,
     wire_problem,
 )
-from harness.wire import handshake_problem
+from harness.wire.tcp import handshake_problem
 
 pytestmark = pytest.mark.behaviour("echo fidelity")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.checks import echoed_exactly, ending_problem, exchange, failure, payload, random_bytes, text, wire_problem
-from harness.wire import teardown_problem
+from harness.wire.tcp import teardown_problem
 
 pytestmark = [pytest.mark.behaviour("half-close"), pytest.mark.needs("echo fidelity")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.checks import connect, echo_problem, exchange, failure, text, wire_problem
-from harness.wire import refused_problem
+from harness.wire.tcp import refused_problem
 
 pytestmark = pytest.mark.behaviour("connection refused")
 

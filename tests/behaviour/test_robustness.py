@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.checks import echo_problem, exchange, failure, text, wire_problem
-from harness.wire import reset_problem
+from harness.wire.tcp import reset_problem
 
 # Each test ends by having the next client echoed: it relies on a working echo.
 pytestmark = [pytest.mark.behaviour("robustness"), pytest.mark.needs("echo fidelity")]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from harness.checks import captured, connect, exchange, failure, text, wire_problem
-from harness.wire import (
+from harness.wire.table import connection_table
+from harness.wire.tcp import (
     dropped_syn_problem,
     handshake_problem,
     lab_ladder,
@@ -36,10 +37,11 @@ def test_lab_exchange_matches_the_wireshark_capture_packet_for_packet(client_hos
     conn = capture.connection(result["local_port"])
     assert conn is not None, failure(f"no packets from port {result['local_port']}", echo_server)
     problem, pairing = ladder_problem(conn, lab_ladder(5))
-    assert problem is None, failure(f"{problem}\nlab packet -> captured:\n{pairing}\n\n{conn.table()}", echo_server)
+    evidence = f"{problem}\nlab packet -> captured:\n{pairing}\n\n{connection_table(conn)}"
+    assert problem is None, failure(evidence, echo_server)
     for judge in (handshake_problem, teardown_problem):
         on_wire = judge(conn)
-        assert on_wire is None, failure(f"{on_wire}\n{conn.table()}", echo_server)
+        assert on_wire is None, failure(f"{on_wire}\n{connection_table(conn)}", echo_server)
 
 
 @pytest.mark.parametrize("how", ["reset", "garbage"], ids=["so-linger-zero", "close-with-unread-data"])

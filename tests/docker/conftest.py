@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backends.docker import DockerBackend
-from harness.containers import connect
+from harness.backends.docker.backend import DockerBackend
+from harness.backends.docker.containers import connect
 
 
 @pytest.fixture(scope="session")

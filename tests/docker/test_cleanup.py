@@ -14,7 +14,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from harness import dockerlabels
+from harness.backends.docker import labels as dockerlabels
 from harness.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]

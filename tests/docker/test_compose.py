@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import dockerlabels
-from harness.images import BuildContext
-from harness.plugin import unavailable
+from harness.backends.docker import labels as dockerlabels
+from harness.backends.docker.images import BuildContext
+from harness.fixtures import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "docker-compose.yml"

@@ -16,9 +16,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from harness.backends.docker import DockerBackend
+from harness.backends.docker.backend import DockerBackend
+from harness.backends.docker.images import BuildContext
 from harness.errors import ConfigError
-from harness.images import BuildContext
 from harness.options import Options
 from harness.servercmd import ServerCommand
 

@@ -101,10 +101,10 @@ class Suite:
 @pytest.fixture(scope="session")
 def broken_image() -> Iterator[str]:
     """echolab's server image plus broken_server.py: the user's --server-image, as a student builds it."""
-    from harness.backends.docker import DockerBackend
-    from harness.containers import connect
+    from harness.backends.docker.backend import DockerBackend
+    from harness.backends.docker.containers import connect
+    from harness.fixtures import unavailable
     from harness.options import Options
-    from harness.plugin import unavailable
 
     try:
         client = connect()
@@ -112,7 +112,7 @@ def broken_image() -> Iterator[str]:
         unavailable(f"backend docker unavailable: {exc}")
     with contextlib.closing(client):
         DockerBackend.prepare(Options(backends=("docker",), rootdir=ROOT), lambda line: None)
-        from harness.images import BuildContext, derived_image
+        from harness.backends.docker.images import BuildContext, derived_image
 
         base = BuildContext.of(ROOT).tag("server")
         tag = f"echolab-selftest-broken:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"

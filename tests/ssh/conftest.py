@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.plugin import unavailable
+from harness.fixtures import unavailable
 
 from .standin import CLIENT_ALIAS, Standin, StandinError, docker, running_standin
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness import build
-from harness.dockerlabels import RUN_ENV, current_run, owner_labels
+from harness.backends.docker.labels import RUN_ENV, current_run, owner_labels
 from harness.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +149,8 @@ def ensure_image() -> str:
             if done.returncode != 0:
                 raise StandinError(
                     f"building {tag} from {DOCKERFILE.name} failed (is debian:bullseye-slim there? "
-                    f"`ci/base-image.sh debian:bullseye-slim` makes it offline): {done.stderr.decode(errors='replace').strip()[-400:]}"
+                    "`ci/base-image.sh debian:bullseye-slim` makes it offline): "
+                    f"{done.stderr.decode(errors='replace').strip()[-400:]}"
                 )
     return tag
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.ssh import SshBackend, SshHost
+from harness.backends.ssh.backend import SshBackend
+from harness.backends.ssh.host import SshHost
 from harness.checks import echo_problem, exchange, text
 from harness.options import Options
 from harness.server import ServerSpec, start_server

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.ssh import SshBackend, SshHost
+from harness.backends.ssh.backend import SshBackend
+from harness.backends.ssh.host import SshHost
 from harness.options import Options
 
 from .standin import ALIAS, ROOT, Standin, run_suite

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.ssh import SshBackend
+from harness.backends.ssh.backend import SshBackend
+from harness.backends.ssh.connection import Connection, Destination, explain_failure, peer_address, resolve
 from harness.errors import BackendUnavailableError
 from harness.options import Options
-from harness.sshcmd import Connection, Destination, explain_failure, peer_address, resolve
 
 
 @pytest.fixture

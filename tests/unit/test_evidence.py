@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.evidence import describe_echo
-from harness.probe import compare, first_difference, make_payload
+from harness.remote.probe import compare, first_difference, make_payload
 
 
 @pytest.mark.parametrize(

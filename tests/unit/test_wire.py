@@ -9,20 +9,15 @@ import struct
 import dpkt
 import pytest
 
-from harness.wire import (
-    ACK,
-    FIN,
-    PSH,
-    RST,
-    SYN,
+from harness.wire.pcap import ACK, FIN, PSH, RST, SYN, read_pcap
+from harness.wire.table import connection_table, packet_table
+from harness.wire.tcp import (
     Connection,
     connections,
     data_problem,
     handshake_problem,
     lab_ladder,
     ladder_problem,
-    packet_table,
-    read_pcap,
     refused_problem,
     teardown_problem,
 )
@@ -326,8 +321,8 @@ def test_a_short_table_or_fold_false_shows_every_row():
     segments = read_pcap(pcap(long_exchange()))
     assert len(packet_table(segments, SERVER[1], fold=False).splitlines()) == len(segments) + 1
     (conn, _) = connections(segments, SERVER[1])
-    assert len(conn.table(fold=False).splitlines()) == len(conn.segments) + 1
-    assert "..." in conn.table()
+    assert len(connection_table(conn, fold=False).splitlines()) == len(conn.segments) + 1
+    assert "..." in connection_table(conn)
     short = packet_table(read_pcap(pcap(lab_exchange())), SERVER[1])
     assert len(short.splitlines()) == 11
     assert "..." not in short
@@ -350,7 +345,7 @@ def test_sequence_numbers_that_wrap_past_2_32_are_judged_right(c_isn, s_isn):
     assert data_problem(conn, message, message) is None
     assert teardown_problem(conn) is None
     assert conn.stream(from_client=False) == message
-    assert "50390 \u2192 8888 [FIN, ACK] Seq=13 Ack=13" in conn.table()
+    assert "50390 \u2192 8888 [FIN, ACK] Seq=13 Ack=13" in connection_table(conn)
     packets = lab_exchange(message, c_isn=c_isn, s_isn=s_isn)[:6]
     packets.append(tcp(CLIENT, SERVER, ACK, c_isn + 13, s_isn + 12))  # one byte short of the echo
     (conn,) = connections(read_pcap(pcap(packets)), SERVER[1])
@@ -364,7 +359,7 @@ def test_a_connection_begun_before_the_capture_is_shown_with_absolute_numbers():
     assert data_problem(conn, b"Hello", b"Hello") == "the client's data segments carry 0 bytes, not the 5 it sent"
     assert data_problem(conn, b"", b"") is None
     assert teardown_problem(conn) is None
-    assert f"[PSH, ACK] Seq={C_ISN + 1} Ack={S_ISN + 1}" in conn.table()
+    assert f"[PSH, ACK] Seq={C_ISN + 1} Ack={S_ISN + 1}" in connection_table(conn)
 
 
 def test_isns_follow_segments_appended_after_they_were_first_asked_for():

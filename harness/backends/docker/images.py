@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.dockerlabels import RUN
+from harness.backends.docker.labels import RUN
 from harness.errors import BackendUnavailableError
 
 DOCKERFILE = "docker/Dockerfile"

@@ -32,7 +32,7 @@ CONNECT_TIMEOUT = 10  # seconds for TCP connect and key exchange: a Pi on Wi-Fi 
 # A User that no one configures: ssh -G prints it only when no config file names a user for the host.
 UNSET_USER = "echolab-user-not-configured"
 # With util-linux's setpriv the kernel kills the master if the harness dies outright (SIGKILL); the
-# Pi then sees the connection drop, which stops what runs there (harness/supervise.py).
+# Pi then sees the connection drop, which stops what runs there (harness/remote/supervise.py).
 SETPRIV = shutil.which("setpriv")
 
 OPTIONS = (

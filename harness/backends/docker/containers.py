@@ -2,7 +2,7 @@
 
 Names and subnets never collide: each backend's names carry the run id, the xdist worker and a
 serial number, and its network takes a random /28 of echolab's range, another one if that is
-taken. Every container and network carries the run's labels (harness/dockerlabels.py).
+taken. Every container and network carries the run's labels (harness/backends/docker/labels.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import docker.errors
 from testcontainers.core.container import DockerContainer
 
-from harness import dockerlabels
+from harness.backends.docker import labels as dockerlabels
 from harness.errors import BackendUnavailableError, ConfigError
 
 #: Each backend's network is a /28 somewhere in here (override with ECHOLAB_DOCKER_SUBNETS).
@@ -49,7 +49,7 @@ class ContainerFactory:
     def __init__(self, api: Any, run: str, images: dict[str, str]) -> None:
         from testcontainers.core.config import testcontainers_config
 
-        # Cleanup is by label (harness/dockerlabels.py), not by Ryuk: its image cannot be pulled
+        # Cleanup is by label (harness/backends/docker/labels.py), not by Ryuk: its image cannot be pulled
         # everywhere (no registry here). testcontainers' own setting, for the containers we start.
         testcontainers_config.ryuk_disabled = True
         self.api = api  # the docker SDK's low-level client, for the hosts' exec calls

@@ -2,7 +2,7 @@
 
 A host starts tcpdump its own way (a local process, a sidecar container sharing the server's
 network namespace, sudo on a Pi); what follows is shared: wait for "listening on", stop with
-SIGINT, fetch the file, parse it (harness/wire.py).
+SIGINT, fetch the file, parse it (harness/wire/).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends.base import Host, Process
 from harness.errors import CaptureUnavailableError
+from harness.process import Process
 from harness.wait import WaitTimeoutError, until
-from harness.wire import Connection, Segment, connections, packet_table, read_pcap
+from harness.wire.pcap import Segment, read_pcap
+from harness.wire.table import packet_table
+from harness.wire.tcp import Connection, connections
 
 READY_TIMEOUT = 10.0
 MARK_PORT = 9  # discard: the flush marker's datagrams go there and nowhere else
@@ -194,47 +196,3 @@ class NoCapture:
 
     port: int
     reason: str
-
-
-class Wire:
-    """A test's packet captures, one per watched port on the server host. With capture off,
-    ``watch`` returns None and the wire checks are left out; when tcpdump fails it returns a
-    ``NoCapture`` (tried again for the next test, never given up on for the session)."""
-
-    def __init__(self, host: Host, enabled: bool) -> None:
-        self.host = host
-        self.enabled = enabled
-        self.captures: list[Capture] = []
-
-    def watch(self, port: int) -> Capture | NoCapture | None:
-        if not self.enabled:
-            return None
-        try:
-            capture = self.host.start_capture(port)
-        except CaptureUnavailableError as exc:
-            return NoCapture(port, f"no packet capture of port {port}: {exc}")
-        self.captures.append(capture)
-        return capture
-
-    def stop(self) -> None:
-        for capture in self.captures:
-            capture.stop()
-
-    def lost(self) -> str | None:
-        """What the judged captures lost, from tcpdump's closing statistics; None if nothing."""
-        losses = [f"{capture.dropped} packet(s) of port {capture.port}" for capture in self.captures if capture.judged]
-        losses = [loss for loss in losses if not loss.startswith("0 ")]
-        return f"tcpdump lost {', '.join(losses)}" if losses else None
-
-    def keep(self, directory: Path, name: str) -> list[Path]:
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
-        return [
-            capture.saved or capture.save(directory / f"{stem}-{i}.pcap") for i, capture in enumerate(self.captures, 1)
-        ]
-
-    def report(self, directory: Path, name: str) -> str:
-        """Every capture as a packet table, and where its pcap was kept (open it in Wireshark)."""
-        blocks = []
-        for capture, path in zip(self.captures, self.keep(directory, name)):
-            blocks.append(f"capture of port {capture.port}, kept at {path} (open it in Wireshark):\n{capture.table()}")
-        return "\n\n".join(blocks)
