@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import echo
 from harness.backends.local import LocalHost, LocalProcess
 from harness.build import CFLAGS
 from harness.procnet import listeners_from_proc
+from harness.wait import WaitTimeoutError, until
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
@@ -161,16 +161,17 @@ class RunningEcho:
 
 def wait_listening(process: LocalProcess, port: int, what: str, timeout: float = READY_TIMEOUT) -> None:
     """Poll this machine's /proc/net/tcp for a LISTEN socket on ``port`` (no connection spent)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
-        if listeners_from_proc(text, port):
-            return
+
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited before it listened on {HOST}:{port}: {process.output()[-5:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not listen on {HOST}:{port} within {timeout:g} s: {process.output()[-5:]}")
-        time.sleep(0.005)
+        text = "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
+        return bool(listeners_from_proc(text, port))
+
+    try:
+        until(listening, timeout=timeout, what=f"{what} listening on {HOST}:{port}", interval=0.005)
+    except WaitTimeoutError as exc:
+        raise RuntimeError(f"{exc}: {process.output()[-5:]}") from None
 
 
 def start(stack: ExitStack, argv: list[str]) -> LocalProcess:

@@ -20,6 +20,7 @@ from harness.backends.local import LocalHost
 from harness.bench.model import Figure, Figures
 from harness.bench.servers import HOST
 from harness.server import ServerSpec, start_server
+from harness.wait import until
 
 Say = Callable[[str], None]
 SUITE_TIMEOUT = 900.0
@@ -137,13 +138,15 @@ def _bare_local_ready(argv: list[str], port: int) -> float:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(proc.wait)
         stack.callback(proc.kill)
-        while True:
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited before it listened on port {port}")
             text = "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
-            if f":{port:04X} 00000000:0000 0A" in text:
-                return time.monotonic() - started
-            if proc.poll() is not None or time.monotonic() - started > 10:
-                raise RuntimeError(f"{argv[0]} did not listen on port {port}")
-            time.sleep(0.0005)
+            return f":{port:04X} 00000000:0000 0A" in text
+
+        until(listening, timeout=10, what=f"{argv[0]} listening on port {port}", interval=0.0005)
+        return time.monotonic() - started
 
 
 def measure_local_ready(figs: Figures, impls: tuple[str, ...], reps: int, say: Say) -> None:
