@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.backends import REGISTRY, backend_class
+from harness.command import CLIENT_EXAMPLE, EXAMPLE, ClientCommand, ServerCommand
 from harness.errors import ConfigError
 from harness.options import IMPLS, MODES, Options
-from harness.servercmd import EXAMPLE, ServerCommand
 
 OPTIONS = pytest.StashKey[Options]()
 
@@ -73,6 +73,19 @@ def add_options(parser: pytest.Parser) -> None:
         help="keep every test's capture in DIR (a failing test's capture is always kept, in pcaps/)",
     )
     group.addoption(
+        "--client-cmd",
+        default=None,
+        metavar="TEMPLATE",
+        help="judge this echo client instead of the reference one; {host} and {port} are filled in, "
+        f"e.g. {CLIENT_EXAMPLE}; without them it is served at 127.0.0.1:8888 on its own host",
+    )
+    group.addoption(
+        "--client-image",
+        default=None,
+        metavar="IMAGE",
+        help="docker: run --client-cmd inside this image of yours (it needs python3 and sh)",
+    )
+    group.addoption(
         "--server-image",
         default=None,
         metavar="IMAGE",
@@ -131,6 +144,8 @@ def _read_options(config: pytest.Config) -> Options:
         wire=config.getoption("--wire") == "on",
         keep_pcaps=Path(config.getoption("--keep-pcaps")) if config.getoption("--keep-pcaps") else None,
         server_image=config.getoption("--server-image"),
+        client_cmd=ClientCommand.parse(client) if (client := config.getoption("--client-cmd")) is not None else None,
+        client_image=config.getoption("--client-image"),
         ssh_host=config.getoption("--ssh-host"),
         ssh_user=config.getoption("--ssh-user"),
         ssh_port=config.getoption("--ssh-port"),

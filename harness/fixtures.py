@@ -3,13 +3,20 @@ started fresh per test, and the test's packet captures."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import re
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
 from harness.backends import backend_class
 from harness.backends.base import Backend, Host
+from harness.client import ClientSpec, ScriptedServer, free_pair, start_scripted
 from harness.cmdline import OPTIONS, Target, in_ci
+from harness.command import LAB_ADDRESS
 from harness.errors import BackendUnavailableError, ServerStartError
 from harness.gate import BOARD, SERVER_START, STARTED_NOTHING, NotJudged, needs_text
 from harness.options import Options
@@ -172,3 +179,75 @@ def start_server_on(
 def echo_server(start_server_on: StartServer) -> RunningServer:
     """The server under test, freshly started, iterative unless the user said otherwise."""
     return start_server_on()
+
+
+@pytest.fixture(scope="session")
+def client_spec(target: Target, echolab_options: Options) -> ClientSpec:
+    """The client under test: the user's --client-cmd, or the reference client of the target's impl."""
+    return ClientSpec(target.impl, echolab_options.client_cmd)
+
+
+StartScripted = Callable[..., ScriptedServer]
+
+
+@pytest.fixture
+def scripted_server(
+    backend: Backend, client_spec: ClientSpec, wire: Wire, pytestconfig: pytest.Config
+) -> Iterator[StartScripted]:
+    """Factory: ``scripted_server(mode="echo")`` starts the harness's scripted echo server where the
+    client under test will look for it, watched by the test's capture; stopped when the test ends."""
+    started: list[ScriptedServer] = []
+    with ExitStack() as stack:
+
+        def start(mode: str = "echo") -> ScriptedServer:
+            locks = pytestconfig.stash[BOARD].directory  # shared by the run's workers, removed with it
+            host, address, port = where_the_client_looks(backend, client_spec, stack, locks)
+            server = start_scripted(host, address, mode, port)
+            started.append(server)
+            server.capture = wire.watch(port, host=backend.client_host if client_spec.served_on_client_host else None)
+            return server
+
+        try:
+            yield start
+        finally:
+            for server in started:
+                server.stop()
+
+
+def where_the_client_looks(backend: Backend, spec: ClientSpec, stack: ExitStack, locks: Path) -> tuple[Host, str, int]:
+    """(host, address, port) for the client's server: a free pair of ports on the server host, or,
+    for a client with the lab's hard-coded address, 127.0.0.1:8888 on its own host, one test at a
+    time there (``stack`` releases it)."""
+    fixed = spec.command is not None and spec.command.hard_coded_port
+    if spec.served_on_client_host:
+        host, address = backend.client_host, LAB_ADDRESS[0]
+    else:
+        host, address = backend.scripted_host, backend.server_address
+    if not fixed:
+        return host, address, free_pair(host)
+    stack.enter_context(port_lock(locks, host, LAB_ADDRESS[1]))
+    if host.listeners(LAB_ADDRESS[1]) or host.listeners(LAB_ADDRESS[1] + 1):
+        raise NotJudged(
+            f"port {LAB_ADDRESS[1]} (or {LAB_ADDRESS[1] + 1}) is in use on {host.label}: a client with a "
+            f"hard-coded port needs it free (or put {{port}} in --client-cmd)"
+        )
+    return host, address, LAB_ADDRESS[1]
+
+
+@contextlib.contextmanager
+def port_lock(locks: Path, host: Host, port: int) -> Iterator[None]:
+    """One test at a time on a fixed port of ``host``, across this run's workers."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"port-{port}-{host.label}")
+    with open(locks / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def refused_address(
+    backend: Backend, client_spec: ClientSpec, pytestconfig: pytest.Config
+) -> Iterator[tuple[str, int]]:
+    """Where the client under test would look for its server, with nothing listening there."""
+    with ExitStack() as stack:
+        _, address, port = where_the_client_looks(backend, client_spec, stack, pytestconfig.stash[BOARD].directory)
+        yield address, port

@@ -32,6 +32,8 @@ PROVIDES = {
     "connection refused": "refusals",
     "lab client": "the lab client",
     "wire": "the capture",
+    "client: sends lines": "a client that sends each line whole",
+    "client: prints replies": "a client that prints each reply",
 }
 PREFIX = "echolab-run-"
 #: user properties of a behaviour test: set at collection

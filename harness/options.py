@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.command import CLIENT_EXAMPLE, EXAMPLE, ClientCommand, ServerCommand
 from harness.errors import ConfigError
-from harness.servercmd import EXAMPLE, ServerCommand
 
 IMPLS = ("python", "c")
 MODES = ("iterative", "concurrent")
@@ -26,6 +26,9 @@ class Options:
     keep_pcaps: Path | None = None
     #: docker: run the server from this image instead of the reference server image.
     server_image: str | None = None
+    #: The client under test instead of the reference client, and (docker) its own image.
+    client_cmd: ClientCommand | None = None
+    client_image: str | None = None
     #: ssh: the server's host (e.g. a Pi), its login user and port; None user means ssh's own choice.
     ssh_host: str | None = None
     ssh_user: str | None = None
@@ -41,6 +44,9 @@ class Options:
             raise ConfigError(
                 f"--server-image {self.server_image} runs your server: give its command too, e.g. {EXAMPLE}"
             )
+        if self.client_image is not None and self.client_cmd is None:
+            image = self.client_image
+            raise ConfigError(f"--client-image {image} runs your client: give its command too, e.g. {CLIENT_EXAMPLE}")
         if "ssh" in self.backends and not self.ssh_host:
             raise ConfigError("--backend ssh needs --ssh-host, the Pi's name (make pi-test HOST=raspberrypi.local)")
         if self.ssh_config is not None and not Path(self.ssh_config).expanduser().is_file():

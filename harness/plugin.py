@@ -47,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "needs(*behaviours): what the test relies on; if one is broken, the test is not judged"
     )
     config.addinivalue_line("markers", "serves(mode): only for servers that serve clients this way")
+    config.addinivalue_line("markers", "judges(program): what the test judges, server (the default) or client")
     config.addinivalue_line("markers", "backlogs(*n): run with each listen backlog (or the server's own)")
     # The command log (harness/backends/base.py) is captured with every test: a failing test's
     # report shows the commands the harness ran for it. pytest's --log-level still rules if given.
@@ -144,6 +145,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _applies(item: pytest.Item, behaviour: str, options: Options) -> bool:
     if behaviour == "wire" and not options.wire:
         return False
+    judges = item.get_closest_marker("judges")
+    program = judges.args[0] if judges is not None else "server"
+    if options.server_cmd is not None and options.client_cmd is None and program == "client":
+        return False  # the reference client is not under test
+    if options.client_cmd is not None and options.server_cmd is None and program == "server":
+        return False  # nor is the reference server
     gate = item.get_closest_marker("serves")
     return gate is None or options.server_cmd is None or gate.args[0] == options.server_mode
 

@@ -6,10 +6,10 @@ import shlex
 from dataclasses import dataclass
 
 from harness.backends.base import Host
+from harness.command import ServerCommand
 from harness.errors import ServerNeverListenedError, ServerStartError
 from harness.evidence import tail_block
 from harness.process import Process
-from harness.servercmd import ServerCommand
 from harness.wait import WaitTimeoutError, until
 from harness.wire.capture import Capture, NoCapture
 

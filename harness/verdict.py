@@ -170,10 +170,10 @@ def lines(verdict: Verdict, subject: str) -> list[tuple[str, dict[str, bool]]]:
         state = verdict.state(behaviour)
         counts = _counts(records)
         colour = {"BROKEN": {"red": True}, "ok": {"green": True}}.get(state, {"yellow": True})
-        out.append((f"  {state:<10} {behaviour:<20} {counts}", colour))
+        out.append((f"  {state:<10} {behaviour:<24} {counts}", colour))
         if state == "BROKEN":
             first = min((r for r in records if r.outcome == "failed"), key=lambda r: r.location)
-            out.append((f"  {'':<10} {'':<20} {first.name}: {first.reason}", {"red": True}))
+            out.append((f"  {'':<10} {'':<24} {first.name}: {first.reason}", {"red": True}))
     out.extend(_not_judged_lines(verdict))
     out.append(_last_line(verdict))
     return out
@@ -314,9 +314,9 @@ class Reporter:
 
 
 def subject(options: Options, labels: list[str]) -> str:
-    """What the verdict is about: the user's server or the reference one, on which targets."""
-    what = f"--server-cmd {options.server_cmd.template!r}" if options.server_cmd else "the reference server"
-    return f"{what} ({', '.join(labels)})"
+    """What the verdict is about: the user's server and client, or the reference ones, on which targets."""
+    what = [f"{c.OPTION} {c.template!r}" for c in (options.server_cmd, options.client_cmd) if c is not None]
+    return f"{' and '.join(what) or 'the reference server and client'} ({', '.join(labels)})"
 
 
 def notes(options: Options) -> list[str]:
@@ -327,4 +327,8 @@ def notes(options: Options) -> list[str]:
     if options.server_cmd is not None:
         other = "concurrent" if options.server_mode == "iterative" else "iterative"
         found.append(f"checks for {other} servers: not run (the server is {options.server_mode}: --server-mode)")
+        if options.client_cmd is None:
+            found.append("client checks: not run (no --client-cmd: only your server is under test)")
+    elif options.client_cmd is not None:
+        found.append("server checks: not run (no --server-cmd: only your client is under test)")
     return found

@@ -73,8 +73,8 @@ class Host(ABC):
         """argv prefix of the reference ``server`` or ``client`` in ``python`` or ``c`` on this host."""
 
     @abstractmethod
-    def probe_argv(self) -> list[str]:
-        """argv that runs harness/remote/probe.py on this host."""
+    def remote_argv(self, program: str) -> list[str]:
+        """argv that runs harness/remote/<program>.py on this host (probe, drive, scripted_server)."""
 
     def free_port(self) -> int:
         """A port the server may use; hosts with a network namespace of their own can say 8888."""
@@ -100,13 +100,13 @@ class Host(ABC):
     def probe(self, op: str, **params: Any) -> dict[str, Any]:
         """Run one socket probe on this host (see harness/remote/probe.py) and return its result."""
         request = json.dumps({"op": op, **params}).encode()
-        done = self.run(self.probe_argv(), input=request, timeout=120.0)
+        done = self.run(self.remote_argv("probe"), input=request, timeout=120.0)
         lines = done.stdout.decode("utf-8", "replace").splitlines()
         return self._probe_result(op, lines, f"status {done.returncode}: {done.stderr.decode()[-500:]}")
 
     def start_probe(self, op: str, **params: Any) -> Process:
         """Start a probe that reports as it goes (e.g. a held backlog probe); ``finish_probe`` reads it."""
-        return self.spawn([*self.probe_argv(), json.dumps({"op": op, **params})])
+        return self.spawn([*self.remote_argv("probe"), json.dumps({"op": op, **params})])
 
     def finish_probe(self, op: str, process: Process, timeout: float = 60.0) -> dict[str, Any]:
         status = process.wait(timeout)
@@ -155,6 +155,12 @@ class Backend(ABC):
     def describe_target(cls, options: Options) -> str:
         """How test ids name this backend: ``local``, ``docker``, ``ssh://pi@raspberrypi.local``."""
         return cls.name
+
+    @property
+    def scripted_host(self) -> Host:
+        """Where the harness's scripted server runs to judge a client: the server's host, or a host
+        sharing its network namespace."""
+        return self.server_host
 
     @property
     def server_address(self) -> str:

@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import echo
-from harness import build
+from harness import build, remote
 from harness.backends.base import Backend, Host
 from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.process import Completed, OutputLog, Process
-from harness.remote import probe
 from harness.wire.capture import Capture, tcpdump_argv
 
 ECHO_DIR = Path(echo.__file__).resolve().parent
+REMOTE_DIR = Path(remote.__file__).resolve().parent
 # With util-linux's setpriv the kernel kills the server if the harness dies outright (SIGKILL),
 # so not even a killed run leaves a process behind (prctl PR_SET_PDEATHSIG survives exec).
 SETPRIV = shutil.which("setpriv")
@@ -93,8 +93,8 @@ class LocalHost(Host):
             return [str(build.compile_program(role))]
         return [sys.executable, str(ECHO_DIR / f"{role}.py")]
 
-    def probe_argv(self) -> list[str]:
-        return [sys.executable, str(Path(probe.__file__).resolve())]
+    def remote_argv(self, program: str) -> list[str]:
+        return [sys.executable, str(REMOTE_DIR / f"{program}.py")]
 
     def free_port(self) -> int:
         # Ports the kernel hands out for bind(0) rotate, so parallel workers rarely meet.

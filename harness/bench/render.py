@@ -21,9 +21,9 @@ from harness.backends.local import LocalHost
 from harness.bench.broken import broken_server
 from harness.bench.model import Figure, Figures
 from harness.checks import exchange, payload, random_bytes
+from harness.command import ServerCommand
 from harness.process import Process
 from harness.server import ServerSpec, start_server
-from harness.servercmd import ServerCommand
 from harness.wire.capture import Capture
 from harness.wire.tcp import data_problem, teardown_problem
 

@@ -26,11 +26,12 @@ class Wire:
         self.enabled = enabled
         self.captures: list[Capture] = []
 
-    def watch(self, port: int) -> Capture | NoCapture | None:
+    def watch(self, port: int, host: Host | None = None) -> Capture | NoCapture | None:
+        """Capture ``port`` on the server host (or on ``host``) from now on."""
         if not self.enabled:
             return None
         try:
-            capture = self.host.start_capture(port)
+            capture = (host or self.host).start_capture(port)
         except CaptureUnavailableError as exc:
             return NoCapture(port, f"no packet capture of port {port}: {exc}")
         self.captures.append(capture)

@@ -18,9 +18,9 @@ import pytest
 
 from harness.backends.docker.backend import DockerBackend
 from harness.backends.docker.images import BuildContext
+from harness.command import ServerCommand
 from harness.errors import ConfigError
 from harness.options import Options
-from harness.servercmd import ServerCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 # No {backlog}: the server keeps its own, which the backlog test can only learn from ss.

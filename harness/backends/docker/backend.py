@@ -35,8 +35,15 @@ class DockerBackend(Backend):
         self._resources = resources
         self._factory = factory
         self._spares = 0
-        self._sidecar: DockerHost | None = None
-        server_host.capture_host = functools.partial(self._capture_sidecar, server_host)
+        self._sidecars: dict[str, DockerHost] = {}
+        for host in (server_host, client_host):
+            host.capture_host = functools.partial(self._capture_sidecar, host)
+
+    @property
+    def scripted_host(self) -> DockerHost:
+        """The scripted server runs in the capture sidecar, in the server container's network
+        namespace: it has python3 even where --server-image does not."""
+        return self._capture_sidecar(self.server_host)  # type: ignore[arg-type]
 
     @classmethod
     def prepare(cls, options: Options, say: Callable[[str], None]) -> None:
@@ -46,22 +53,27 @@ class DockerBackend(Backend):
             say(f"docker run id {run}: everything it creates is labelled {dockerlabels.RUN}={run}")
             dockerlabels.sweep(client, say)
             images.ensure_images(client.api, options.rootdir, say)
-            if options.server_image and not images.has_image(client.api, options.server_image):
-                say(f"pulling --server-image {options.server_image}")
-                with contextlib.suppress(Exception):  # create() says what is wrong if it is still missing
-                    client.images.pull(options.server_image)
+            for option, image in (("--server-image", options.server_image), ("--client-image", options.client_image)):
+                if image and not images.has_image(client.api, image):
+                    say(f"pulling {option} {image}")
+                    with contextlib.suppress(Exception):  # create() says what is wrong if it is still missing
+                        client.images.pull(image)
 
     @classmethod
     def create(cls, options: Options) -> DockerBackend:
         client = connect()
         tags = images.ensure_images(client.api, options.rootdir, lambda line: None)
-        user_image = _user_server_image(client.api, options)
+        options.check()
+        user_server = _user_image(client.api, "--server-image", options.server_image)
+        user_client = _user_image(client.api, "--client-image", options.client_image)
         with ExitStack() as stack:
             stack.callback(client.close)
             factory = ContainerFactory(client.api, dockerlabels.current_run(), tags)
             stack.enter_context(factory.network())
-            server = _host(factory, stack, "server", user_image or tags["server"], idle=bool(user_image))
-            client_host = _host(factory, stack, "client", tags["client"])
+            server = _host(factory, stack, "server", user_server or tags["server"], idle=bool(user_server))
+            client_host = _host(factory, stack, "client", user_client or tags["client"], idle=bool(user_client))
+            if user_client:
+                client_host.install_remote()
             return cls(server, client_host, resources=stack.pop_all(), factory=factory)
         raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow errors
 
@@ -72,12 +84,14 @@ class DockerBackend(Backend):
         with ExitStack() as stack:
             yield _host(self._factory, stack, f"spare{self._spares}", self._factory.server_image)
 
-    def _capture_sidecar(self, server: DockerHost) -> DockerHost:
-        """The client image (it has tcpdump) idling in the server container's network namespace."""
-        if self._sidecar is None:
-            container = self._factory.start(self._resources, "capture", self._factory.client_image, netns=server)
-            self._sidecar = DockerHost(self._factory.api, container, None, "capture sidecar")
-        return self._sidecar
+    def _capture_sidecar(self, host: DockerHost) -> DockerHost:
+        """echolab's client image (tcpdump, python3) idling in ``host``'s network namespace."""
+        if host.container_id not in self._sidecars:
+            role = "capture" if host is self.server_host else f"capture-{host.name.rsplit('-', 1)[-1]}"
+            container = self._factory.start(self._resources, role, self._factory.client_image, netns=host)
+            self._sidecars[host.container_id] = DockerHost(self._factory.api, container, None, f"{role} sidecar")
+            self._sidecars[host.container_id].address = host.address
+        return self._sidecars[host.container_id]
 
     def close(self) -> None:
         self._resources.close()
@@ -91,12 +105,8 @@ def _host(factory: ContainerFactory, stack: ExitStack, role: str, image: str, *,
     return host
 
 
-def _user_server_image(api: Any, options: Options) -> str | None:
-    """The user's image for the server container, checked: it exists, and --server-cmd says what to run."""
-    image = options.server_image
-    if image is None:
-        return None
-    options.check()
-    if not images.has_image(api, image):
-        raise ConfigError(f"--server-image {image}: no such image here; build or pull it first (docker images)")
+def _user_image(api: Any, option: str, image: str | None) -> str | None:
+    """The user's own image for a container, checked to exist."""
+    if image is not None and not images.has_image(api, image):
+        raise ConfigError(f"{option} {image}: no such image here; build or pull it first (docker images)")
     return image

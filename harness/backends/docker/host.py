@@ -10,20 +10,23 @@ import os
 import shutil
 import signal
 import subprocess
+import tarfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 
+from harness import remote
 from harness.backends.base import Host
 from harness.backends.docker.exec import Exec, ExecOutput, run_to_end
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.process import Completed, OutputLog, Process
 from harness.procnet import Listener, listeners_from_ss
 from harness.wire.capture import Capture, tcpdump_argv
 
 _CAPTURES = itertools.count(1)
+REMOTE_DIR = Path(remote.__file__).resolve().parent
 PID_MARK = "echolab-exec-pid "
 
 
@@ -132,8 +135,24 @@ class DockerHost(Host):
             return [f"/opt/echolab/bin/{role}"]
         return ["python3", "-m", f"echo.{role}"]  # the image sets PYTHONPATH=/opt/echolab
 
-    def probe_argv(self) -> list[str]:
-        return ["python3", "/opt/echolab/probe.py"]
+    def install_remote(self) -> None:
+        """Put harness/remote/*.py where remote_argv finds them, in a user's own image (--client-image),
+        and check it has the python3 they need."""
+        files = io.BytesIO()
+        with tarfile.open(fileobj=files, mode="w") as archive:
+            for path in sorted(REMOTE_DIR.glob("*.py")):
+                archive.add(path, arcname=f"remote/{path.name}")
+        self.run(["mkdir", "-p", "/opt/echolab"], timeout=30.0)
+        if not self.api.put_archive(self.container_id, "/opt/echolab", files.getvalue()):
+            raise HarnessError(f"cannot copy the harness's client driver into {self.label}")
+        if self.run(["sh", "-c", "command -v python3"], timeout=30.0).returncode != 0:
+            raise ConfigError(
+                f"{self.label}: your image has no python3; the harness drives your client at a terminal with "
+                "a small Python program in the container (harness/remote/drive.py): add python3 to the image"
+            )
+
+    def remote_argv(self, program: str) -> list[str]:
+        return ["python3", f"/opt/echolab/remote/{program}.py"]
 
     def free_port(self) -> int:
         """8888 as in the lab, unless a socket of an earlier test (even in TIME_WAIT) still holds it."""

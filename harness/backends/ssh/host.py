@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import echo
-from harness import build
+from harness import build, remote
 from harness.backends.base import Host
 from harness.backends.ssh.connection import Connection, Destination, close_quietly, last_line, peer_address
 from harness.errors import BackendUnavailableError, CaptureUnavailableError, HarnessError
 from harness.process import Completed, OutputLog, Process
 from harness.procnet import listeners_from_ss
-from harness.remote import probe, supervise
+from harness.remote import supervise
 from harness.wire.capture import SMALL_RING_KIB, Capture, tcpdump_argv
 
 # Created first thing, removed when the session's stdin closes: at the end of the run, or when the
@@ -37,10 +37,9 @@ SESSION_LOST = 255  # what ssh exits with when the connection fails
 
 
 def deploy_archive() -> bytes:
-    """The files a host needs, as a tar archive: echo/*.py, echo/*.c, probe.py, supervise.py, bin/."""
+    """The files a host needs, as a tar archive: echo/*.py, echo/*.c, remote/*.py, bin/."""
     files = {f"echo/{p.name}": p for p in sorted(Path(echo.__file__).parent.iterdir()) if p.suffix in (".py", ".c")}
-    files["probe.py"] = Path(probe.__file__)
-    files["supervise.py"] = Path(supervise.__file__)
+    files.update({f"remote/{p.name}": p for p in sorted(Path(remote.__file__).parent.glob("*.py"))})
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, path in files.items():
@@ -63,7 +62,7 @@ class SshProcess(Process):
         # As root, the supervisor too: it must be able to kill what it runs when the session ends.
         sudo = ["sudo", "-n"] if as_root and host.dest.user != "root" else []
         prefix = ["env", *(f"{key}={value}" for key, value in (env or {}).items())] if env else []
-        self._ssh = host.connection.popen([*sudo, *prefix, "python3", f"{host.workdir}/supervise.py", *argv])
+        self._ssh = host.connection.popen([*sudo, *prefix, "python3", f"{host.workdir}/remote/supervise.py", *argv])
         assert self._ssh.stdout is not None and self._ssh.stderr is not None
         self._log = OutputLog(self._ssh.stdout)
         self.pid: int | None = None  # the remote program's pid, which is also its process group
@@ -241,8 +240,8 @@ class SshHost(Host):
                 self._built[role] = binary
             return self._built[role]
 
-    def probe_argv(self) -> list[str]:
-        return ["python3", f"{self.workdir}/probe.py"]
+    def remote_argv(self, program: str) -> list[str]:
+        return ["python3", f"{self.workdir}/remote/{program}.py"]
 
     def free_port(self) -> int:
         # Each xdist worker picks its own; bind(0) hands out ports at random, so they rarely meet.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.command import ServerCommand
 from harness.errors import ConfigError
-from harness.servercmd import ServerCommand
 
 
 def test_fills_port_and_backlog_into_argv_words():
