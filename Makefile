@@ -17,9 +17,16 @@ $(STAMP): pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## Create .venv and install echolab with its development tools
 
+# HOST, USER, PORT, CLIENT_HOST, SSH_CONFIG, SERVER_CMD and CLIENT_CMD count only when given on the
+# make command line: USER is everyone's login name in the environment, HOST and PORT are often set too.
+cli = $(if $(filter command line,$(origin $(1))),$(2) '$(subst ','\'',$($(1)))')
+
+# Your own programs: SERVER_CMD='./server --port {port}' and/or CLIENT_CMD='./client {host} {port}'.
+under_test = $(call cli,SERVER_CMD,--server-cmd) $(call cli,CLIENT_CMD,--client-cmd)
+
 .PHONY: check
-check: $(STAMP) ## The main job: the behaviour suite against the reference server, locally, with a verdict
-	$(BIN)/pytest tests/behaviour -n auto $(PYTEST_ARGS)
+check: $(STAMP) ## The main job: the server and client suites, locally, with a verdict (SERVER_CMD=, CLIENT_CMD=)
+	$(BIN)/pytest tests/behaviour tests/client -n auto $(under_test) $(PYTEST_ARGS)
 
 # make test asks for the docker backend where an engine answers, and always in CI (CI=true), where
 # a missing engine then stops the run in one line instead of being left out.
@@ -30,16 +37,13 @@ test: lint ## Everything: lint, unit tests, harness self-tests, behaviour suite 
 	$(if $(DOCKER_BACKEND),,@echo "make test: no Docker engine answers here: the docker backend is left out (CI=true makes it required)")
 	$(BIN)/pytest -n auto --backend local$(DOCKER_BACKEND) --impl python,c $(PYTEST_ARGS)
 
-# pi-test: HOST, USER, PORT, CLIENT_HOST and SSH_CONFIG count only when given on the make command
-# line: USER is also everyone's login name in the environment, and HOST and PORT are often set too.
-cli = $(if $(filter command line,$(origin $(1))),$(2) '$(subst ','\'',$($(1)))')
 IMPL ?= python
 JUNIT ?= reports/pi-test.xml
 
 .PHONY: pi-test
-pi-test: $(STAMP) ## The suite against a Raspberry Pi over SSH: make pi-test HOST=raspberrypi.local [USER=pi] [PORT=22]
+pi-test: $(STAMP) ## The suites against a Raspberry Pi over SSH: make pi-test HOST=raspberrypi.local [USER=pi] [PORT=22]
 	$(if $(call cli,HOST),,$(error name the Pi: make pi-test HOST=raspberrypi.local [USER=pi] [PORT=22]))
-	$(BIN)/pytest tests/behaviour --backend ssh --impl '$(IMPL)' $(call cli,HOST,--ssh-host) $(call cli,USER,--ssh-user) \
+	$(BIN)/pytest tests/behaviour tests/client --backend ssh --impl '$(IMPL)' $(under_test) $(call cli,HOST,--ssh-host) $(call cli,USER,--ssh-user) \
 		$(call cli,PORT,--ssh-port) $(call cli,SSH_CONFIG,--ssh-config) $(call cli,CLIENT_HOST,--ssh-client-host) \
 		--junitxml='$(JUNIT)' $(PYTEST_ARGS)
 

@@ -55,34 +55,36 @@ class Session:
         self.printed = 0
         self.max_output = max_output
         self.stderr = b""
+        self.stderr_done = False
         self.last_output = self.started
 
     def now(self) -> float:
         return round(time.monotonic() - self.started, 6)
 
-    def pump(self, timeout: float) -> bool:
-        """Read what the client printed within ``timeout``; False once it has nothing more to say."""
-        streams = [self.master] + ([self.process.stderr] if self.process.stderr else [])
+    def pump(self, timeout: float) -> int:
+        """Read what the client printed within ``timeout``; how many bytes that was."""
+        streams = [self.master] + ([self.process.stderr] if self.process.stderr and not self.stderr_done else [])
         ready, _, _ = select.select(streams, [], [], max(timeout, 0.0))
-        alive = True
+        got = 0
         for stream in ready:
             if stream is self.master:
                 try:
                     data = os.read(self.master, 65536)
                 except OSError:  # EIO: every holder of the terminal's other side is gone
                     data = b""
-                if not data:
-                    alive = False
-                    continue
                 kept = data[: max(0, self.max_output - self.printed)]
                 self.printed += len(data)
-                self.last_output = time.monotonic()
+                got += len(data)
+                if data:
+                    self.last_output = time.monotonic()
                 if kept:  # a client that loops may print without end: keep the first max_output bytes
                     self.chunks.append([self.now(), kept.hex()])
             else:
                 more = os.read(stream.fileno(), 65536)  # type: ignore[union-attr]
                 self.stderr += more[: 65536 - len(self.stderr)]
-        return alive
+                self.stderr_done = not more
+                got += len(more)
+        return got
 
     def wait_quiet(self, settle: float, limit: float) -> None:
         """Until nothing has been printed for ``settle`` seconds (the client waits for input), the
@@ -106,8 +108,9 @@ class Session:
         deadline = time.monotonic() + limit
         while self.process.poll() is None and time.monotonic() < deadline:
             self.pump(min(0.05, deadline - time.monotonic()))
-        while self.pump(0.0):  # what it printed last
-            pass
+        for _ in range(1000):  # what it printed last (a looping client may never stop)
+            if not self.pump(0.0):
+                break
         return self.process.poll()
 
     def kill(self) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -126,3 +127,76 @@ def suite(request: pytest.FixtureRequest) -> Suite:
     if request.param == "docker":
         return Suite("docker", request.getfixturevalue("broken_image"))
     return Suite("local", None)
+
+
+CLIENTS = HERE / "clients"
+CLIENTS_IN_IMAGE = "/opt/selftest/clients"
+
+
+@pytest.fixture(scope="session")
+def built_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C clients of tests/selftest/clients, compiled static (they run in any container too)."""
+    out = tmp_path_factory.mktemp("clients")
+    for source in sorted(CLIENTS.glob("*.c")):
+        done = subprocess.run(
+            ["cc", "-Wall", "-Wextra", "-Werror", "-O2", "-static", "-o", str(out / source.stem), str(source)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"{source.name} does not compile warning-free: {done.stderr}"
+    for script in sorted(CLIENTS.glob("*.py")):
+        shutil.copy(script, out / script.name)
+    return out
+
+
+class ClientSuite:
+    """The client suite against one of tests/selftest/clients (or a command) on a backend."""
+
+    def __init__(self, backend: str, where: Path | str, image: str | None) -> None:
+        self.backend = backend
+        self.where = where
+        self.image = image
+
+    def command(self, client: str) -> str:
+        program = f"{self.where}/{client}"
+        if client.endswith(".py"):
+            return shlex.join(["python3", program]) + " {host} {port}"
+        return shlex.quote(program) + " {host} {port}"
+
+    def run(self, client: str, *args: str, command: str | None = None) -> Run:
+        argv = [str(ROOT / "tests" / "client"), "--backend", self.backend, *args]
+        argv += ["--client-cmd", command or self.command(client)]
+        if self.image is not None:
+            argv += ["--client-image", self.image]
+        return run_pytest(argv)
+
+
+@pytest.fixture(scope="session")
+def clients_image(built_clients: Path) -> Iterator[str]:
+    """echolab's client image plus the student clients: a --client-image, as a student builds one."""
+    from harness.backends.docker.backend import DockerBackend
+    from harness.backends.docker.containers import connect
+    from harness.backends.docker.images import BuildContext, derived_image
+    from harness.fixtures import unavailable
+    from harness.options import Options
+
+    try:
+        client = connect()
+    except Exception as exc:
+        unavailable(f"backend docker unavailable: {exc}")
+    with contextlib.closing(client):
+        DockerBackend.prepare(Options(backends=("docker",), rootdir=ROOT), lambda line: None)
+        base = BuildContext.of(ROOT).tag("client")
+        tag = f"echolab-selftest-clients:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+        files = {f"{CLIENTS_IN_IMAGE}/{path.name}": path for path in sorted(built_clients.iterdir())}
+        with derived_image(client.api, base, files, tag, {"org.echolab.run": "test-image"}):
+            yield tag
+
+
+@pytest.fixture(params=["local", "docker"])
+def client_suite(request: pytest.FixtureRequest, built_clients: Path) -> ClientSuite:
+    """The client suite runner on each backend; on docker the clients come in an image of their own."""
+    if request.param == "docker":
+        return ClientSuite("docker", CLIENTS_IN_IMAGE, request.getfixturevalue("clients_image"))
+    return ClientSuite("local", built_clients, None)

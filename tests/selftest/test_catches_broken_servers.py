@@ -39,8 +39,8 @@ def test_the_verdict_names_exactly_the_broken_behaviour(suite: Suite, defect: st
     assert run.broken == {broken}, f"'{defect}' should be BROKEN in {broken!r} alone, not {run.broken}: {run}"
     assert run.not_judged == dependents, f"not judged should be {dependents}, got {run.not_judged}: {run}"
     for dependent in dependents:
-        assert f"not judged: {dependent}" in run.report or f", {dependent}" in run.report, run
-    assert run.last_line == f"VERDICT: FAIL - broken: {broken}", run
+        assert f"not judged: {dependent}" in run.report or f", {dependent}" in run.report, str(run)
+    assert run.last_line == f"VERDICT: FAIL - broken: {broken}", str(run)
     assert evidence in run.report, f"expected the evidence {evidence!r}: {run}"
     first = run.failures()[0]
     assert first in run.report.split("BROKEN", 1)[1].split("\n", 2)[1], (
@@ -51,9 +51,9 @@ def test_the_verdict_names_exactly_the_broken_behaviour(suite: Suite, defect: st
 def test_the_root_cause_comes_first_with_its_byte_diff_and_the_rest_in_one_line(suite: Suite) -> None:
     run = suite.run("drop-last-byte")
     failures = run.report.split("= FAILURES =", 1)[1].split("= echolab verdict =", 1)[0]
-    assert failures.index("expected @0: 48 65 6c 6c 6f") < failures.index("___ test_echoes_every_byte_value"), run
-    assert "shown in one line each; -v shows them whole" in run.report, run
-    assert "(they need a working echo; echo fidelity is broken)" in run.report, run
+    assert failures.index("expected @0: 48 65 6c 6c 6f") < failures.index("___ test_echoes_every_byte_value"), str(run)
+    assert "shown in one line each; -v shows them whole" in run.report, str(run)
+    assert "(they need a working echo; echo fidelity is broken)" in run.report, str(run)
     assert len(run.report.splitlines()) < 150, f"a broken echo should not take a screenful of pages: {run}"
 
 
@@ -67,25 +67,25 @@ def test_the_root_cause_comes_first_with_its_byte_diff_and_the_rest_in_one_line(
 )
 def test_more_wrong_echoes_are_echo_fidelity(defect: str, evidence: str) -> None:
     run = Suite("local", None).run(defect, "tests/behaviour/test_echo_fidelity.py")
-    assert run.status == 1 and run.broken == {"echo fidelity"}, run
-    assert evidence in run.report, run
+    assert run.status == 1 and run.broken == {"echo fidelity"}, str(run)
+    assert evidence in run.report, str(run)
 
 
 def test_server_that_never_listens_fails_with_its_command_and_output() -> None:
     run = Suite("local", None).run("never-listens", "--ready-timeout", "1")
-    assert run.status == 1 and run.broken == {"server start"}, run
-    assert "the server never listened on port" in run.report, run
+    assert run.status == 1 and run.broken == {"server start"}, str(run)
+    assert "the server never listened on port" in run.report, str(run)
     assert "never-listens --port" in run.report, "the report should name the command it ran"
-    assert "still running" in run.report and "thinking about it..." in run.report, run
-    assert run.not_judged >= {"echo fidelity", "half-close", "listen backlog"}, run
+    assert "still running" in run.report and "thinking about it..." in run.report, str(run)
+    assert run.not_judged >= {"echo fidelity", "half-close", "listen backlog"}, str(run)
     assert run.seconds < 60, f"one readiness timeout per worker, not one per test: {run}"
 
 
 def test_server_that_exits_at_once_fails_with_its_exit_status() -> None:
     run = Suite("local", None).run("exits-at-once", "-k", "hello_sri_lanka")
-    assert run.status == 1 and run.broken == {"server start"}, run
-    assert "the server exited before it listened" in run.report, run
-    assert "exited with status 3" in run.report and "giving up before listening" in run.report, run
+    assert run.status == 1 and run.broken == {"server start"}, str(run)
+    assert "the server exited before it listened" in run.report, str(run)
+    assert "exited with status 3" in run.report and "giving up before listening" in run.report, str(run)
 
 
 def test_c_server_that_dies_of_sigpipe_is_caught(tmp_path) -> None:
@@ -96,35 +96,35 @@ def test_c_server_that_dies_of_sigpipe_is_caught(tmp_path) -> None:
     suite = Suite("local", None)
     suite.command = lambda defect: f"{binary} {{port}} {{backlog}}"  # type: ignore[method-assign]
     run = suite.run("c", "-k", "reset-with-echo-unread")
-    assert run.status == 1 and run.broken == {"robustness"}, run
-    assert "killed by SIGPIPE" in run.report, run
-    assert "the server stopped serving" in run.report or "was not served" in run.report, run
+    assert run.status == 1 and run.broken == {"robustness"}, str(run)
+    assert "killed by SIGPIPE" in run.report, str(run)
+    assert "the server stopped serving" in run.report or "was not served" in run.report, str(run)
 
 
 def test_reset_instead_of_fin_shows_the_packet_table_with_the_rst(suite: Suite) -> None:
     run = suite.run("reset-on-close", "-k", "lab_exchange or fin_not_reset")
-    assert run.status == 1 and run.broken == {"half-close"} and run.not_judged == {"wire"}, run
+    assert run.status == 1 and run.broken == {"half-close"} and run.not_judged == {"wire"}, str(run)
     assert "[RST, ACK]" in run.report and "No.  Time" in run.report, "the report should show the packet table"
-    assert "kept at" in run.report and ".pcap (open it in Wireshark)" in run.report, run
+    assert "kept at" in run.report and ".pcap (open it in Wireshark)" in run.report, str(run)
 
 
 # Correct servers that do something unusual: each must pass the whole suite, wire checks on.
 @pytest.mark.parametrize("defect", ["silent", "coalesced", "one-byte-writes"])
 def test_correct_but_odd_server_passes_the_whole_suite(suite: Suite, defect: str) -> None:
     run = suite.run(defect)
-    assert run.status == 0 and run.last_line == "VERDICT: PASS - every behaviour was judged and holds", run
+    assert run.status == 0 and run.last_line == "VERDICT: PASS - every behaviour was judged and holds", str(run)
     assert "skipped" not in run.report.splitlines()[-1], "checks that do not apply are deselected, not skipped"
 
 
 def test_slow_starting_server_passes(suite: Suite) -> None:
     run = suite.run("slow-start", "-k", "hello_sri_lanka or exactly_backlog")
     assert run.status == 0, f"a server that needs 2 s to listen is correct and must pass: {run}"
-    assert run.last_line.startswith("VERDICT: PASS"), run
+    assert run.last_line.startswith("VERDICT: PASS"), str(run)
 
 
 def test_loopback_only_server_passes_where_client_and_server_share_a_host() -> None:
     run = Suite("local", None).run("loopback-only")
-    assert run.status == 0 and run.last_line.startswith("VERDICT: PASS"), run
+    assert run.status == 0 and run.last_line.startswith("VERDICT: PASS"), str(run)
 
 
 def test_one_byte_writes_are_judged_about_as_fast_as_the_reference_server(suite: Suite) -> None:

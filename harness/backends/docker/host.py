@@ -168,8 +168,9 @@ class DockerHost(Host):
         return super().read_proc_net()
 
     def start_capture(self, port: int) -> Capture:
-        """tcpdump on eth0 of this container's namespace, run from a sidecar that shares it, so
-        the capture works whatever the server's image holds (--server-image)."""
+        """tcpdump on every interface of this container's namespace (eth0 to the other container, lo
+        where a client's hard-coded 127.0.0.1 is served), run from a sidecar that shares it, so
+        the capture works whatever the container's image holds (--server-image, --client-image)."""
         if self.capture_host is None:
             return super().start_capture(port)
         sidecar = self.capture_host()
@@ -189,7 +190,7 @@ class DockerHost(Host):
                     return local.unlink()
             sidecar.run(["rm", "-f", path])
 
-        process = sidecar.spawn(tcpdump_argv("eth0", port, path))
+        process = sidecar.spawn(tcpdump_argv("any", port, path))
         mark_to = self.address if self.host_visible else None  # containers are routable from here
         return Capture.start(process, port, fetch=fetch, cleanup=cleanup, mark_to=mark_to)
 
