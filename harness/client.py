@@ -303,15 +303,24 @@ def printed_problem(session: Session, replies: list[bytes]) -> str | None:
 
 
 def _closest(out: bytes, text: bytes, start: int) -> str:
-    """Where the longest start of ``text`` does appear, to show how much of it was printed."""
-    best = 0
-    for size in (len(text) // 2, len(text) // 4, 16, 8):
-        if size and out.find(text[:size], start) >= 0:
-            best = size
-            break
-    if not best:
-        return "; none of it appears in the output"
-    return f"; only its first {best}+ bytes appear together"
+    """Where the longest start of ``text`` stands in the output, and the first byte that differs
+    there, marked: what was printed instead of the rest of the reply."""
+    low, high, at = 0, len(text), -1
+    while low < high:  # the longest prefix printed somewhere after ``start`` (binary search)
+        mid = (low + high + 1) // 2
+        found = out.find(text[:mid], start)
+        if found >= 0:
+            low, at = mid, found
+        else:
+            high = mid - 1
+    if low == 0:
+        return "; no byte of it appears in the output"
+    printed = out[at + low : at + low + 24]
+    return (
+        f"; its first {low} bytes are printed at output byte {at}, then it differs:\n"
+        f"  expected ...{text[max(0, low - 16) : low]!r} >>> {text[low : low + 24]!r}\n"
+        f"  printed  ...{out[max(at, at + low - 16) : at + low]!r} >>> {printed!r}"
+    )
 
 
 def _first_difference(expected: bytes, got: bytes) -> int:

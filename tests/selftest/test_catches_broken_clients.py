@@ -55,3 +55,24 @@ def test_a_client_with_the_labs_hard_coded_address_is_served_on_its_own_host(cli
     # The reference client with no --host/--port connects to 127.0.0.1:8888 of its own host.
     run = client_suite.run("", command="python3 -m echo.client")
     assert run.status == 0 and run.last_line.startswith("VERDICT: PASS"), str(run)
+
+
+def test_a_server_and_a_client_judged_in_one_run(built_clients) -> None:
+    # --server-cmd and --client-cmd together: the server suite judges the server, the client suite
+    # the client (against the scripted servers), and the verdict names both programs' defects.
+    from .conftest import BROKEN, ROOT, run_pytest
+
+    server = f"python3 {BROKEN} no-fin --port {{port}} --backlog {{backlog}}"
+    client = f"python3 {built_clients}/exit0_refused.py {{host}} {{port}}"
+    run = run_pytest(
+        [
+            str(ROOT / "tests" / "behaviour"),
+            str(ROOT / "tests" / "client"),
+            "--server-cmd",
+            server,
+            "--client-cmd",
+            client,
+        ]
+    )
+    assert run.status == 1 and run.broken == {"half-close", REFUSED}, str(run)
+    assert f"--server-cmd {server!r} and --client-cmd {client!r}" in run.report, str(run)
