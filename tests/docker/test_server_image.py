@@ -79,3 +79,13 @@ def test_server_image_without_sleep_is_refused_with_what_it_needs(user_image):
 def test_server_image_without_server_cmd_is_a_config_error():
     with pytest.raises(ConfigError, match="give its command too"):
         DockerBackend.create(Options(backends=("docker",), rootdir=ROOT, server_image="debian:bookworm-slim"))
+
+
+def test_client_image_without_python3_is_one_line_before_any_test():
+    # The harness drives a client at a terminal with harness/remote/drive.py inside its container.
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "tests/client", "--backend", "docker"]
+    argv += ["--client-image", "debian:bookworm-slim", "--client-cmd", "./client {host} {port}"]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 4 and len(lines) == 1, lines
+    assert "--client-image debian:bookworm-slim has no python3" in lines[0], lines

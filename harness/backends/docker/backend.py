@@ -50,14 +50,16 @@ class DockerBackend(Backend):
         """A run id for all workers, the sweep of dead runs' leftovers, and the images, built once."""
         with contextlib.closing(connect()) as client:
             run = dockerlabels.new_run()
-            say(f"docker run id {run}: everything it creates is labelled {dockerlabels.RUN}={run}")
-            dockerlabels.sweep(client, say)
-            images.ensure_images(client.api, options.rootdir, say)
             for option, image in (("--server-image", options.server_image), ("--client-image", options.client_image)):
                 if image and not images.has_image(client.api, image):
                     say(f"pulling {option} {image}")
                     with contextlib.suppress(Exception):  # create() says what is wrong if it is still missing
                         client.images.pull(image)
+            if options.client_image:  # a wrong image is one line before anything else is said or made
+                _check_client_image(client, options.client_image, run)
+            say(f"docker run id {run}: everything it creates is labelled {dockerlabels.RUN}={run}")
+            dockerlabels.sweep(client, say)
+            images.ensure_images(client.api, options.rootdir, say)
 
     @classmethod
     def create(cls, options: Options) -> DockerBackend:
@@ -110,3 +112,21 @@ def _user_image(api: Any, option: str, image: str | None) -> str | None:
     if image is not None and not images.has_image(api, image):
         raise ConfigError(f"{option} {image}: no such image here; build or pull it first (docker images)")
     return image
+
+
+def _check_client_image(client: Any, image: str, run: str) -> None:
+    """Once, up front: the client's image can run the harness's terminal driver (python3, sh)."""
+    import docker.errors
+
+    _user_image(client.api, "--client-image", image)
+    try:
+        client.containers.run(
+            image, ["-c", "command -v python3"], entrypoint=["sh"], remove=True, labels=dockerlabels.owner_labels(run)
+        )
+    except docker.errors.ContainerError:
+        raise ConfigError(
+            f"--client-image {image} has no python3: the harness drives your client at a terminal with a small "
+            "Python program in the container (harness/remote/drive.py); add python3 to the image"
+        ) from None
+    except docker.errors.APIError as exc:
+        raise ConfigError(f"--client-image {image} cannot run sh: {exc.explanation or exc}") from None
