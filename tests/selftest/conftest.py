@@ -99,11 +99,12 @@ class Suite:
         return run_pytest(argv)
 
 
-@pytest.fixture(scope="session")
-def broken_image() -> Iterator[str]:
-    """echolab's server image plus broken_server.py: the user's --server-image, as a student builds it."""
+@contextlib.contextmanager
+def student_image(role: str, name: str, files: dict[str, Path]) -> Iterator[str]:
+    """echolab's ``role`` image plus ``files``: a student's own image (--server-image, --client-image)."""
     from harness.backends.docker.backend import DockerBackend
     from harness.backends.docker.containers import connect
+    from harness.backends.docker.images import BuildContext, derived_image
     from harness.fixtures import unavailable
     from harness.options import Options
 
@@ -113,12 +114,17 @@ def broken_image() -> Iterator[str]:
         unavailable(f"backend docker unavailable: {exc}")
     with contextlib.closing(client):
         DockerBackend.prepare(Options(backends=("docker",), rootdir=ROOT), lambda line: None)
-        from harness.backends.docker.images import BuildContext, derived_image
-
-        base = BuildContext.of(ROOT).tag("server")
-        tag = f"echolab-selftest-broken:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
-        with derived_image(client.api, base, {IN_IMAGE: BROKEN}, tag, {"org.echolab.run": "test-image"}):
+        base = BuildContext.of(ROOT).tag(role)
+        tag = f"echolab-selftest-{name}:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+        with derived_image(client.api, base, files, tag, {"org.echolab.run": "test-image"}):
             yield tag
+
+
+@pytest.fixture(scope="session")
+def broken_image() -> Iterator[str]:
+    """echolab's server image plus broken_server.py, as a student builds a --server-image."""
+    with student_image("server", "broken", {IN_IMAGE: BROKEN}) as tag:
+        yield tag
 
 
 @pytest.fixture(params=["local", "docker"])
@@ -174,24 +180,10 @@ class ClientSuite:
 
 @pytest.fixture(scope="session")
 def clients_image(built_clients: Path) -> Iterator[str]:
-    """echolab's client image plus the student clients: a --client-image, as a student builds one."""
-    from harness.backends.docker.backend import DockerBackend
-    from harness.backends.docker.containers import connect
-    from harness.backends.docker.images import BuildContext, derived_image
-    from harness.fixtures import unavailable
-    from harness.options import Options
-
-    try:
-        client = connect()
-    except Exception as exc:
-        unavailable(f"backend docker unavailable: {exc}")
-    with contextlib.closing(client):
-        DockerBackend.prepare(Options(backends=("docker",), rootdir=ROOT), lambda line: None)
-        base = BuildContext.of(ROOT).tag("client")
-        tag = f"echolab-selftest-clients:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
-        files = {f"{CLIENTS_IN_IMAGE}/{path.name}": path for path in sorted(built_clients.iterdir())}
-        with derived_image(client.api, base, files, tag, {"org.echolab.run": "test-image"}):
-            yield tag
+    """echolab's client image plus the student clients, as a student builds a --client-image."""
+    files = {f"{CLIENTS_IN_IMAGE}/{path.name}": path for path in sorted(built_clients.iterdir())}
+    with student_image("client", "clients", files) as tag:
+        yield tag
 
 
 @pytest.fixture(params=["local", "docker"])
