@@ -129,7 +129,10 @@ class Control:
 
     def mark(self, line: int) -> None:
         self.sock.sendall(b"mark %d\n" % line)
-        answer = self.answer(10.0)
+        try:
+            answer = self.answer(10.0)
+        except socket.timeout:
+            raise ConnectionError(f"the scripted server did not answer mark {line} within 10 s") from None
         if answer != b"ok %d" % line:
             raise ConnectionError(f"the scripted server answered {answer!r} to mark {line}")
 
@@ -140,7 +143,10 @@ class Control:
         while time.monotonic() < deadline and session.process.poll() is None:
             ready, _, _ = select.select([self.sock], [], [], 0)
             if ready or b"\n" in self.buffer:
-                return self.answer(max(0.0, deadline - time.monotonic())) == b"done %d" % line
+                try:
+                    return self.answer(max(0.01, deadline - time.monotonic())) == b"done %d" % line
+                except socket.timeout:  # half an answer by the deadline: as good as none
+                    return False
             session.pump(min(0.02, max(0.0, deadline - time.monotonic())))
         return False
 

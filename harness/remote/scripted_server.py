@@ -173,14 +173,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     while True:
         ready, _, _ = select.select([main_sock, *controls.sockets()], [], [])
         for sock in ready:
-            if sock is main_sock:
-                conn, peer = main_sock.accept()
-                say("accepted", peer=list(peer[:2]))
-                with conn:
-                    serve(conn, args.mode, args.delay, controls)
-                say("closed")
-            else:
+            if sock is not main_sock:
                 controls.handle(sock)
+        if main_sock in ready:  # last: a session consumes control traffic, so ``ready`` is stale after it
+            conn, peer = main_sock.accept()
+            say("accepted", peer=list(peer[:2]))
+            with conn:
+                serve(conn, args.mode, args.delay, controls)
+            say("closed")
 
 
 if __name__ == "__main__":
