@@ -120,6 +120,18 @@ class ScriptedServer:
     def saw(self, kind: str) -> bool:
         return any(event["event"] == kind for event in self.events())
 
+    def ending(self, timeout: float = EXIT_LIMIT) -> str | None:
+        """How the client's connection ended as the server saw it ("eof", "reset"), waiting for the
+        server to say so (its events reach the harness a moment after the client has exited)."""
+
+        def ended() -> str | None:
+            return next((kind for kind in ("eof", "reset") if self.saw(kind)), None)
+
+        try:
+            return until(ended, timeout=timeout, what="the scripted server seeing the connection end")
+        except WaitTimeoutError:
+            return None
+
     def peer_port(self) -> int | None:
         accepted = [event for event in self.events() if event["event"] == "accepted"]
         return int(accepted[-1]["peer"][1]) if accepted else None
@@ -251,6 +263,11 @@ def drive(
         ) from None
     if "drive_error" in result:
         raise HarnessError(f"the client driver on {client_host.label} failed: {result['drive_error']}")
+    if server is not None:  # its events reach us a moment later: judge only once all are in
+        try:
+            until(lambda: server.saw("end"), timeout=10.0, what="the scripted server's events")
+        except WaitTimeoutError as exc:
+            raise HarnessError(f"{exc}\n{server.evidence()}") from None
     return Session(argv, lines, eof, result, server=server)
 
 

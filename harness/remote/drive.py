@@ -161,6 +161,8 @@ class Control:
         return answer
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # the server is told the session is over
+            self.sock.sendall(b"end\n")
         self.sock.close()
 
 

@@ -14,7 +14,8 @@ seen whole before any echo); "close-after-echo" echoes the first read and then c
 A control port (--control, default P + 1) takes "mark N" lines from the harness's client driver
 before it types line N, answered "ok N": the recv events between two marks are that line's bytes.
 "sync N" is answered "done N" once the echo of line N has been sent (at once if it was), so the
-driver types the next line only when the client has its reply.
+driver types the next line only when the client has its reply. "end" says the session is over:
+the "end" event it prints follows every event of the session.
 Standard library only, Python 3.9+: it runs on the server host (a container, a Pi).
 """
 
@@ -74,6 +75,9 @@ class Controls:
         *lines, self.pending[ready] = buffer.split(b"\n")
         for line in lines:
             words = line.decode("ascii", "replace").split()
+            if words == ["end"]:  # the driver is done: every event before this one is out
+                say("end")
+                continue
             if len(words) != 2 or not words[1].isdigit():
                 continue
             number = int(words[1])

@@ -22,9 +22,10 @@ def test_eof_closes_the_connection_and_exits_0(client_host, client_spec, scripte
         f"after EOF (^D) at its terminal the client should exit 0 within {EXIT_LIMIT:g} s: "
         f"it {session.status()}\n{session.evidence()}"
     )
-    assert server.saw("eof"), (
+    ending = server.ending()
+    assert ending == "eof", (
         f"the client exited but the server never saw its connection end with a FIN (it saw "
-        f"{'a reset' if server.saw('reset') else 'nothing'})\n{session.evidence()}"
+        f"{'a reset' if ending == 'reset' else 'nothing'} within {EXIT_LIMIT:g} s)\n{session.evidence()}"
     )
     on_wire = wire_problem(server.capture, server.peer_port(), teardown_problem)
     assert on_wire is None, f"{on_wire}\n{session.evidence()}"
