@@ -249,7 +249,7 @@ def drive(
         "control": list(server.control) if server is not None else None,
         "settle": settle,
         "first_wait": 3.0,
-        "reply_wait": 3.0,
+        "reply_wait": 10.0,  # only a client that sends nothing waits this out; a slow machine must not
         "exit_wait": EXIT_LIMIT,
     }
     done = client_host.run([*client_host.remote_argv("drive"), json.dumps(request)], timeout=120.0)

@@ -48,8 +48,14 @@ class Session:
             self.process = subprocess.Popen(
                 argv, stdin=slave, stdout=slave, stderr=subprocess.PIPE, start_new_session=True, close_fds=True
             )
-        finally:
+        except BaseException:
             os.close(slave)
+            os.close(master)
+            raise
+        # The driver keeps the terminal's client side open too: when the client exits, Linux may
+        # answer the master's read with EIO before the last output is through (the tty's buffer
+        # is flushed by a worker); with a holder left there is no hangup, and all of it arrives.
+        self.slave = slave
         self.master = master
         self.chunks: List[List[Any]] = []
         self.printed = 0
@@ -109,7 +115,7 @@ class Session:
         while self.process.poll() is None and time.monotonic() < deadline:
             self.pump(min(0.05, deadline - time.monotonic()))
         for _ in range(1000):  # what it printed last (a looping client may never stop)
-            if not self.pump(0.0):
+            if not self.pump(0.05):
                 break
         return self.process.poll()
 
@@ -117,6 +123,10 @@ class Session:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        self.close()
+
+    def close(self) -> None:
+        os.close(self.slave)
         os.close(self.master)
 
 
@@ -203,7 +213,7 @@ def drive(request: Dict[str, Any]) -> Dict[str, Any]:
         if session.process.poll() is None:
             session.kill()
         else:
-            os.close(session.master)
+            session.close()
         if control:
             control.close()
     result.update(typed=typed, chunks=session.chunks, printed=session.printed, stderr=session.stderr.hex())

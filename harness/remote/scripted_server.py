@@ -101,13 +101,16 @@ class Controls:
 
 
 def serve(conn: socket.socket, mode: str, delay: float, controls: Controls) -> None:
-    """One client, until it closes (or, in close-after-echo, until its first echo)."""
+    """One client, until it closes (or, in close-after-echo, until its first echo).
+
+    The client's bytes are read before the control port's: the driver types line N only once
+    "mark N" is answered, so bytes ready together with a mark belong to an earlier line. After
+    either, select again: what was ready may have been read meanwhile (gather, split)."""
     while True:
         ready, _, _ = select.select([conn, *controls.sockets()], [], [])
-        for sock in ready:
-            if sock is not conn:
-                controls.handle(sock)
         if conn not in ready:
+            for sock in ready:
+                controls.handle(sock)
             continue
         try:
             data = conn.recv(65536)
@@ -133,15 +136,15 @@ def gather(conn: socket.socket, delay: float, controls: Controls) -> bytes:
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline:
         ready, _, _ = select.select([conn, *controls.sockets()], [], [], max(0.0, deadline - time.monotonic()))
-        for sock in ready:
-            if sock is not conn:
-                controls.handle(sock)
         if conn in ready:
             more = conn.recv(65536)
             if not more:
                 break
             say("recv", hex=more.hex())
             got += more
+        else:
+            for sock in ready:
+                controls.handle(sock)
     return got
 
 
