@@ -144,35 +144,38 @@ class ScriptedServer:
         self.process.stop()
 
 
-def start_scripted(host: Host, address: str, mode: str, port: int, ready_timeout: float = 10.0) -> ScriptedServer:
-    """The scripted server on ``host``, listening on ``port`` (and its control port, port + 1)."""
-    argv = [*host.remote_argv("scripted_server"), "--port", str(port), "--mode", mode]
-    try:
-        process = host.spawn(argv)
-    except OSError as exc:
-        raise HarnessError(f"cannot start the scripted server on {host.label}: {exc}") from None
-    server = ScriptedServer(host, address, port, mode, process)
+def start_scripted(
+    host: Host, address: str, mode: str, port: int | None, ready_timeout: float = 10.0
+) -> ScriptedServer:
+    """The scripted server on ``host``, listening on ``port`` and port + 1 (its control port); with
+    ``port`` None on a free pair, another one if a program takes it before the server binds it."""
+    for attempt in range(1, 4):
+        chosen = port if port is not None else free_pair(host)
+        argv = [*host.remote_argv("scripted_server"), "--port", str(chosen), "--mode", mode]
+        try:
+            process = host.spawn(argv)
+        except OSError as exc:
+            raise HarnessError(f"cannot start the scripted server on {host.label}: {exc}") from None
 
-    def listening() -> bool:
-        if process.poll() is not None:
-            raise ServerStartError(f"the scripted server exited: {' | '.join(process.output()[-3:])}")
-        return bool(host.listeners(port)) and bool(host.listeners(port + 1))
+        def listening(process: Process = process, chosen: int = chosen) -> bool:
+            if process.poll() is not None:
+                raise ServerStartError(f"the scripted server exited: {' | '.join(process.output()[-3:])}")
+            return bool(host.listeners(chosen)) and bool(host.listeners(chosen + 1))
 
-    try:
-        until(listening, timeout=ready_timeout, what=f"the scripted server on {host.label}:{port}")
-    except (WaitTimeoutError, ServerStartError) as exc:
-        process.stop()
-        raise HarnessError(str(exc)) from None
-    return server
+        try:
+            until(listening, timeout=ready_timeout, what=f"the scripted server on {host.label}:{chosen}")
+        except (WaitTimeoutError, ServerStartError) as exc:
+            process.stop()
+            if port is None and attempt < 3 and "Address already in use" in str(exc):
+                continue
+            raise HarnessError(str(exc)) from None
+        return ScriptedServer(host, address, chosen, mode, process)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def free_pair(host: Host) -> int:
     """A port whose successor is free too: the scripted server's echo and control ports."""
-    for _ in range(50):
-        port = host.free_port()
-        if port < 65535 and not host.listeners(port + 1):
-            return port
-    raise HarnessError(f"no two free ports in a row on {host.label}")
+    return host.free_port(pair=True)
 
 
 @dataclass

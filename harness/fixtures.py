@@ -204,7 +204,9 @@ def scripted_server(
             host, address, port = where_the_client_looks(backend, client_spec, stack, locks)
             server = start_scripted(host, address, mode, port)
             started.append(server)
-            server.capture = wire.watch(port, host=backend.client_host if client_spec.served_on_client_host else None)
+            server.capture = wire.watch(
+                server.port, host=backend.client_host if client_spec.served_on_client_host else None
+            )
             return server
 
         try:
@@ -214,17 +216,19 @@ def scripted_server(
                 server.stop()
 
 
-def where_the_client_looks(backend: Backend, spec: ClientSpec, stack: ExitStack, locks: Path) -> tuple[Host, str, int]:
-    """(host, address, port) for the client's server: a free pair of ports on the server host, or,
-    for a client with the lab's hard-coded address, 127.0.0.1:8888 on its own host, one test at a
-    time there (``stack`` releases it)."""
+def where_the_client_looks(
+    backend: Backend, spec: ClientSpec, stack: ExitStack, locks: Path
+) -> tuple[Host, str, int | None]:
+    """(host, address, port) for the client's server: on the server host, any free pair of ports
+    (None), or, for a client with the lab's hard-coded address, 127.0.0.1 on its own host, and 8888
+    for a hard-coded port, one test at a time there (``stack`` releases it)."""
     fixed = spec.command is not None and spec.command.hard_coded_port
     if spec.served_on_client_host:
         host, address = backend.client_host, LAB_ADDRESS[0]
     else:
         host, address = backend.scripted_host, backend.server_address
     if not fixed:
-        return host, address, free_pair(host)
+        return host, address, None
     stack.enter_context(port_lock(locks, host, LAB_ADDRESS[1]))
     if host.listeners(LAB_ADDRESS[1]) or host.listeners(LAB_ADDRESS[1] + 1):
         raise NotJudged(
@@ -249,5 +253,5 @@ def refused_address(
 ) -> Iterator[tuple[str, int]]:
     """Where the client under test would look for its server, with nothing listening there."""
     with ExitStack() as stack:
-        _, address, port = where_the_client_looks(backend, client_spec, stack, pytestconfig.stash[BOARD].directory)
-        yield address, port
+        host, address, port = where_the_client_looks(backend, client_spec, stack, pytestconfig.stash[BOARD].directory)
+        yield address, port if port is not None else free_pair(host)

@@ -13,7 +13,7 @@ import pytest
 
 from harness.backends import backend_class
 from harness.cmdline import OPTIONS, add_options, parse_options, targets
-from harness.errors import BackendUnavailableError, ConfigError
+from harness.errors import BackendUnavailableError, ConfigError, EcholabError, ServerStartError
 from harness.evidence import evidence_of
 from harness.gate import (
     BEHAVIOUR,
@@ -160,6 +160,13 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if call.excinfo is not None and BEHAVIOUR in props_of(item) and _harness_fault(call.excinfo.value):
+        # The harness or its environment failed, not the program: never a verdict on the program.
+        reason = f"the harness failed: {type(call.excinfo.value).__name__}: {call.excinfo.value}".split("\n")[0]
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, reason)
+        report.user_properties.append((NOT_JUDGED, reason))
+        return report
     if call.excinfo is not None and call.excinfo.errisinstance(NotJudged):
         exc: NotJudged = call.excinfo.value  # type: ignore[assignment]  # checked just above
         report.user_properties.append((NOT_JUDGED, exc.reason))
@@ -174,6 +181,12 @@ def pytest_runtest_makereport(
         options = item.config.stash[OPTIONS]
         report.sections.append(("echolab packet capture", tap.report(options, item.nodeid.split("::")[-1])))
     return report
+
+
+def _harness_fault(error: BaseException) -> bool:
+    """An error of echolab's own or of its environment (a probe that crashed, a backend that went
+    away), as opposed to the program under test's (ServerStartError) or a failed check."""
+    return isinstance(error, EcholabError) and not isinstance(error, ServerStartError)
 
 
 def _plain(config: pytest.Config) -> bool:

@@ -51,3 +51,13 @@ def listeners_from_ss(text: str, port: int) -> list[Listener]:
             continue
         found.append(Listener(port=port, queued=int(fields[1]), backlog=int(fields[2])))
     return found
+
+
+def ports_in_use(text: str) -> set[int]:
+    """Every local port a socket holds (any state) in the text of /proc/net/tcp and /proc/net/tcp6."""
+    used = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 1 and ":" in fields[1] and fields[0] != "sl":
+            used.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return used

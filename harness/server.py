@@ -10,10 +10,12 @@ from harness.command import ServerCommand
 from harness.errors import ServerNeverListenedError, ServerStartError
 from harness.evidence import tail_block
 from harness.process import Process
+from harness.procnet import ports_in_use
 from harness.wait import WaitTimeoutError, until
 from harness.wire.capture import Capture, NoCapture
 
 REPORT_LINES = 15
+PORT_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -80,20 +82,35 @@ class RunningServer:
 def start_server(
     host: Host, address: str, spec: ServerSpec, *, backlog: int, mode: str, ready_timeout: float
 ) -> RunningServer:
-    """Start the server and wait until its port is in LISTEN state; stop it again if it never is."""
-    port = host.free_port()
-    argv = spec.argv(host, port=port, backlog=backlog, mode=mode)
-    try:
-        process = host.spawn(argv)
-    except OSError as exc:
-        raise ServerStartError(f"cannot start {shlex.join(argv)} on {host.label}: {exc.strerror or exc}") from None
-    server = RunningServer(host, address, port, backlog=backlog, mode=mode, process=process)
-    try:
-        wait_until_listening(server, ready_timeout)
-    except BaseException:
-        process.stop()
-        raise
-    return server
+    """Start the server and wait until its port is in LISTEN state; stop it again if it never is.
+
+    A server that exits early because another program took its port between our choice and its
+    bind() is not at fault: seen so (the port is held by someone else now), it gets another port."""
+    for attempt in range(1, PORT_TRIES + 1):
+        port = host.free_port()
+        argv = spec.argv(host, port=port, backlog=backlog, mode=mode)
+        try:
+            process = host.spawn(argv)
+        except OSError as exc:
+            raise ServerStartError(f"cannot start {shlex.join(argv)} on {host.label}: {exc.strerror or exc}") from None
+        server = RunningServer(host, address, port, backlog=backlog, mode=mode, process=process)
+        try:
+            wait_until_listening(server, ready_timeout)
+        except ServerStartError:
+            process.stop()
+            if attempt < PORT_TRIES and process.poll() is not None and port_taken(host, port):
+                continue
+            raise
+        except BaseException:
+            process.stop()
+            raise
+        return server
+    raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
+
+
+def port_taken(host: Host, port: int) -> bool:
+    """Whether some socket other than the (exited) server's holds ``port`` on ``host``."""
+    return port in ports_in_use(host.read_proc_net())
 
 
 def wait_until_listening(server: RunningServer, timeout: float) -> None:

@@ -76,7 +76,7 @@ class Host(ABC):
     def remote_argv(self, program: str) -> list[str]:
         """argv that runs harness/remote/<program>.py on this host (probe, drive, scripted_server)."""
 
-    def free_port(self) -> int:
+    def free_port(self, pair: bool = False) -> int:
         """A port the server may use; hosts with a network namespace of their own can say 8888."""
         return 8888
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ from harness.backends.base import Backend, Host
 from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.process import Completed, OutputLog, Process
+from harness.procnet import ports_in_use
 from harness.wire.capture import Capture, tcpdump_argv
 
 ECHO_DIR = Path(echo.__file__).resolve().parent
@@ -96,12 +98,17 @@ class LocalHost(Host):
     def remote_argv(self, program: str) -> list[str]:
         return [sys.executable, str(REMOTE_DIR / f"{program}.py")]
 
-    def free_port(self) -> int:
-        # Ports the kernel hands out for bind(0) rotate, so parallel workers rarely meet.
-        with socket.socket() as sock:
-            sock.bind(("0.0.0.0", 0))
-            port: int = sock.getsockname()[1]
-            return port
+    def free_port(self, pair: bool = False) -> int:
+        """A random free port below the ephemeral range (and its successor free too, for ``pair``):
+        a port from bind(0) is an ephemeral one, which any connect() on this machine may take before
+        the server binds it (seen under load as the server's "Address already in use")."""
+        used = ports_in_use(self.read_proc_net())
+        first = min(EPHEMERAL_FROM, _ephemeral_low())
+        for port in random.sample(range(PORTS_FROM, first - 1), 200):
+            wanted = (port, port + 1) if pair else (port,)
+            if not used.intersection(wanted) and all(_bindable(p) for p in wanted):
+                return port
+        raise HarnessError(f"no free port between {PORTS_FROM} and {first} on this machine")
 
     def start_capture(self, port: int) -> Capture:
         if shutil.which("tcpdump") is None:
@@ -119,6 +126,25 @@ class LocalHost(Host):
 
     def read_proc_net(self) -> str:
         return "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
+
+
+PORTS_FROM = 20000
+EPHEMERAL_FROM = 32768  # Linux's default start of net.ipv4.ip_local_port_range
+
+
+def _ephemeral_low() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return EPHEMERAL_FROM
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 class LocalBackend(Backend):

@@ -22,7 +22,7 @@ from harness.backends.base import Host
 from harness.backends.docker.exec import Exec, ExecOutput, run_to_end
 from harness.errors import ConfigError, HarnessError
 from harness.process import Completed, OutputLog, Process
-from harness.procnet import Listener, listeners_from_ss
+from harness.procnet import Listener, listeners_from_ss, ports_in_use
 from harness.wire.capture import Capture, tcpdump_argv
 
 _CAPTURES = itertools.count(1)
@@ -154,12 +154,10 @@ class DockerHost(Host):
     def remote_argv(self, program: str) -> list[str]:
         return ["python3", f"/opt/echolab/remote/{program}.py"]
 
-    def free_port(self) -> int:
+    def free_port(self, pair: bool = False) -> int:
         """8888 as in the lab, unless a socket of an earlier test (even in TIME_WAIT) still holds it."""
-        used = {
-            int(row.split()[1].rsplit(":", 1)[1], 16) for row in self.read_proc_net().splitlines()[1:] if ":" in row
-        }
-        return next(port for port in range(8888, 65536) if port not in used)
+        used = ports_in_use(self.read_proc_net())
+        return next(port for port in range(8888, 65535) if port not in used and not (pair and port + 1 in used))
 
     def read_proc_net(self) -> str:
         if self.host_visible:  # the container's network namespace, read from here: no exec
