@@ -10,7 +10,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -63,6 +63,9 @@ class Process(ABC):
         self.argv = list(argv)
         self.where = "host"  # the host's label, for the command log
         self.started = time.monotonic()
+        #: After a failed exit, what the host can add to explain it (e.g. "; port N is already in use").
+        self.exit_hint: Callable[[], str] | None = None
+        self._hint: str | None = None
 
     @abstractmethod
     def poll(self) -> int | None:
@@ -107,4 +110,6 @@ class Process(ABC):
             return "still running"
         if status < 0:
             return f"killed by {signal.Signals(-status).name}"
-        return f"exited with status {status}"
+        if status > 0 and self.exit_hint is not None and self._hint is None:
+            self._hint = self.exit_hint()
+        return f"exited with status {status}{self._hint or ''}"

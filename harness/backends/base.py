@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
+from harness.agent import AgentLink
 from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.process import COMMANDS, Completed, Process
@@ -33,9 +34,18 @@ class Host(ABC):
     address: str = "127.0.0.1"
     #: A short name for messages ("local", "server container", "pi@raspberrypi.local").
     label: str = "host"
+    #: The harness's agent on this host (harness/remote/agent.py), once ``start_agent`` has started
+    #: it: commands, probes and programs then go through it instead of a new process each.
+    agent: AgentLink | None = None
+
+    def start_agent(self) -> None:  # noqa: B027 - a host without an agent runs a process per request
+        """Start the agent where this host can run it; without one, every request is a process."""
 
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
         """Start a long-running program; its output is collected."""
+        agent = self.agent
+        if agent is not None:
+            return self._logged_spawn(argv, lambda: agent.spawn(argv, env))
         return self._logged_spawn(argv, lambda: self._spawn(argv, env))
 
     def _logged_spawn(self, argv: Sequence[str], start: Callable[[], Process]) -> Process:
@@ -53,7 +63,7 @@ class Host(ABC):
         started = time.monotonic()
         command = shlex.join(argv)
         try:
-            done = self._run(argv, input, timeout)
+            done = self.agent.run(argv, input, timeout) if self.agent is not None else self._run(argv, input, timeout)
         except Exception as exc:
             COMMANDS.debug("%s: %s -> %s after %.3f s", self.label, command, exc, time.monotonic() - started)
             raise
@@ -81,6 +91,8 @@ class Host(ABC):
         return 8888
 
     def read_proc_net(self) -> str:
+        if self.agent is not None:
+            return self.agent.read(["/proc/net/tcp", "/proc/net/tcp6"]).decode("ascii", "replace")
         return self.run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], timeout=10.0).text
 
     def listeners(self, port: int) -> list[Listener]:
@@ -99,6 +111,11 @@ class Host(ABC):
 
     def probe(self, op: str, **params: Any) -> dict[str, Any]:
         """Run one socket probe on this host (see harness/remote/probe.py) and return its result."""
+        if self.agent is not None:
+            result = self.agent.probe({"op": op, **params}, timeout=120.0)
+            if "probe_error" in result:
+                raise HarnessError(f"probe {op!r} on {self.label} failed: {result['probe_error']}")
+            return result
         request = json.dumps({"op": op, **params}).encode()
         done = self.run(self.remote_argv("probe"), input=request, timeout=120.0)
         lines = done.stdout.decode("utf-8", "replace").splitlines()
@@ -127,8 +144,12 @@ class Host(ABC):
         """tcpdump on this host for TCP traffic on ``port``, listening before this returns."""
         raise CaptureUnavailableError(f"packet capture is not available on {self.label}")
 
-    def close(self) -> None:  # noqa: B027 - most hosts hold nothing; those that do override it
-        """Release what the host holds; processes are stopped by their owners first."""
+    def close(self) -> None:
+        """Release what the host holds (its agent, which kills what it still runs); processes are
+        stopped by their owners first."""
+        agent, self.agent = self.agent, None
+        if agent is not None:
+            agent.close()
 
 
 class Backend(ABC):

@@ -14,9 +14,11 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from subprocess import PIPE
 
 import echo
 from harness import build, remote
+from harness.agent import start_piped
 from harness.backends.base import Backend, Host
 from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
@@ -77,6 +79,11 @@ class LocalProcess(Process):
 class LocalHost(Host):
     address = "127.0.0.1"
     label = "this machine"
+
+    def start_agent(self) -> None:
+        prefix = [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []  # it dies with the harness
+        argv = [*prefix, sys.executable, str(REMOTE_DIR / "agent.py")]
+        self.agent = start_piped(self.label, lambda: subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, stderr=PIPE))
 
     def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
         if shutil.which(argv[0]) is None:  # setpriv would exec it, so say it here, as Popen would
@@ -153,4 +160,5 @@ class LocalBackend(Backend):
     @classmethod
     def create(cls, options: Options) -> LocalBackend:
         host = LocalHost()
+        host.start_agent()
         return cls(server_host=host, client_host=host)

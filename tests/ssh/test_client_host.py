@@ -3,6 +3,7 @@ neither of which is this one."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from harness.backends.ssh.host import SshHost
 from harness.checks import echo_problem, exchange, text
 from harness.options import Options
 from harness.server import ServerSpec, start_server
+from harness.wait import WaitTimeoutError, until
 
 from .standin import ALIAS, CLIENT_ALIAS, ROOT, Standin, child_env
 
@@ -41,7 +43,11 @@ def test_client_probes_run_on_the_client_host_and_reach_the_server_across_the_ne
         result = exchange(two_pis.client_host, server, text("HelloSriLanka"))
         assert echo_problem(result) is None, result
         client_address = standin_with_client.addresses[CLIENT_ALIAS]
-        assert f"Connection accepted from {client_address}:" in "\n".join(server.process.output()), server.evidence()
+        said = f"Connection accepted from {client_address}:"
+        # The server's output streams back on its own: it may arrive a moment after the probe's answer.
+        with contextlib.suppress(WaitTimeoutError):
+            until(lambda: said in "\n".join(server.process.output()), timeout=5.0, what="the server's accept line")
+        assert said in "\n".join(server.process.output()), server.evidence()
     finally:
         server.stop()
 

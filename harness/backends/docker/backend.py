@@ -76,6 +76,8 @@ class DockerBackend(Backend):
             client_host = _host(factory, stack, "client", user_client or tags["client"], idle=bool(user_client))
             if user_client:
                 client_host.install_remote()
+                client_host.start_agent()
+                stack.callback(client_host.close)
             return cls(server, client_host, resources=stack.pop_all(), factory=factory)
         raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow errors
 
@@ -93,6 +95,8 @@ class DockerBackend(Backend):
             container = self._factory.start(self._resources, role, self._factory.client_image, netns=host)
             self._sidecars[host.container_id] = DockerHost(self._factory.api, container, None, f"{role} sidecar")
             self._sidecars[host.container_id].address = host.address
+            self._sidecars[host.container_id].start_agent()
+            self._resources.callback(self._sidecars[host.container_id].close)
         return self._sidecars[host.container_id]
 
     def close(self) -> None:
@@ -104,6 +108,9 @@ def _host(factory: ContainerFactory, stack: ExitStack, role: str, image: str, *,
     host = DockerHost(factory.api, container, factory.network_name, f"{role} container")
     if idle and host.run(["sh", "-c", "exit 0"], timeout=30.0).returncode != 0:
         raise start_error(role, image, OSError("no sh"), idle)
+    if not idle:  # echolab's own image has the agent; a user's may not even have python3
+        host.start_agent()
+        stack.callback(host.close)
     return host
 
 

@@ -9,6 +9,7 @@ import itertools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 from collections.abc import Callable, Sequence
@@ -18,10 +19,11 @@ from typing import Any
 import docker.errors
 
 from harness import remote
+from harness.agent import AgentLink, AgentLostError
 from harness.backends.base import Host
 from harness.backends.docker.exec import Exec, ExecOutput, run_to_end
 from harness.errors import ConfigError, HarnessError
-from harness.process import Completed, OutputLog, Process
+from harness.process import COMMANDS, Completed, OutputLog, Process
 from harness.procnet import Listener, listeners_from_ss, ports_in_use
 from harness.wire.capture import Capture, tcpdump_argv
 
@@ -102,6 +104,26 @@ class DockerHost(Host):
         self.host_visible = _runs_here(self.init_pid, self.container_id)
         #: Makes (once) a container in this one's network namespace that has tcpdump; None: no capture.
         self.capture_host: Callable[[], DockerHost] | None = None
+
+    def start_agent(self) -> None:
+        """The agent over one ``docker exec -i``: a probe or a start is then a message on its attach
+        socket, not an exec of its own (some 80 ms each). An image without python3 (--server-image)
+        keeps the exec per program."""
+        try:
+            job = Exec(self.api, self.container_id, self.remote_argv("agent"), stdin=True)
+        except docker.errors.APIError as exc:
+            COMMANDS.debug("%s: no agent: %s", self.label, exc.explanation or exc)
+            return
+
+        def close() -> None:
+            with contextlib.suppress(OSError):
+                job.sock.shutdown(socket.SHUT_WR)  # its stdin ends: the agent kills what it runs and exits
+
+        try:
+            self.agent = AgentLink(self.label, job.sock.sendall, job.frames(), close)
+        except AgentLostError as exc:
+            job.close()
+            COMMANDS.debug("%s: no agent, an exec per program: %s", self.label, exc)
 
     def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
         return DockerProcess(self, argv, env)

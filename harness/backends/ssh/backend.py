@@ -62,6 +62,7 @@ class SshBackend(Backend):
         server = SshHost.connect(server_dest, needs_cc=server_cc)
         try:
             client: Host = SshHost.connect(client_dest, needs_cc=client_cc) if client_dest else LocalHost()
+            client.start_agent()
         except BaseException:
             server.close()
             raise

@@ -4,6 +4,7 @@ program under harness/remote/supervise.py, captures with sudo tcpdump."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import secrets
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import echo
 from harness import build, remote
+from harness.agent import start_piped
 from harness.backends.base import Host
 from harness.backends.ssh.connection import Connection, Destination, close_quietly, last_line, peer_address
 from harness.errors import BackendUnavailableError, CaptureUnavailableError, HarnessError
@@ -74,7 +76,7 @@ class SshProcess(Process):
         self._ssh_said: list[str] = []
         self._reports = threading.Thread(target=self._read_reports, args=(self._ssh.stderr,), daemon=True)
         self._reports.start()
-        self._busy: str | None = None
+        self.exit_hint = functools.partial(host.busy_ports_hint, self.argv)
 
     def _read_reports(self, stream: io.BufferedReader) -> None:
         tag = supervise.TAG + " "
@@ -117,12 +119,7 @@ class SshProcess(Process):
         if status is not None and self._status is None:  # the supervisor never said how it ended
             said = self._ssh_said[-1] if self._ssh_said else "no message"
             return f"unknown: its SSH session to {self.host.label} ended with status {status} ({said})"
-        described = super().describe_status()
-        if status is not None and status > 0:
-            if self._busy is None:
-                self._busy = self.host.busy_ports_hint(self.argv)
-            described += self._busy
-        return described
+        return super().describe_status()
 
     def release(self) -> None:
         """Stop the program if it still runs and close the session."""
@@ -160,6 +157,7 @@ class SshHost(Host):
             host.survey(needs_cc)
             if deploy:
                 host.deploy()
+                host.start_agent()
         except BaseException:
             host.close()
             raise
@@ -203,7 +201,17 @@ class SshHost(Host):
                 f"cannot unpack echolab into {self.workdir} on {self.label}: {last_line(done.stderr.decode())}"
             )
 
+    def start_agent(self) -> None:
+        """The agent in one SSH session over the master: a probe is then a message on it, not a session
+        and a Python start of its own (which a Pi over Wi-Fi pays in round trips)."""
+        remote = ["python3", f"{self.workdir}/remote/agent.py"]
+        self.agent = start_piped(self.label, lambda: self.connection.popen(remote))
+
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None, *, as_root: bool = False) -> Process:
+        if not as_root:
+            process = super().spawn(argv, env)
+            process.exit_hint = functools.partial(self.busy_ports_hint, argv)
+            return process
         return self._logged_spawn(argv, lambda: self._start(argv, env, as_root))
 
     def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
@@ -282,6 +290,7 @@ class SshHost(Host):
     def close(self) -> None:
         """Stop what still runs, remove the directory, close the connection; each step even if one fails."""
         try:
+            super().close()  # the agent, and what it runs
             for process in self._processes:
                 process.release()
         finally:
