@@ -183,8 +183,18 @@ class AgentLink:
         with self._lock:
             self._processes.pop(ident, None)
 
-    def read(self, paths: Sequence[str], timeout: float = 10.0) -> bytes:
-        return base64.b64decode(self.request("read", timeout, paths=list(paths))["data"])
+    def read(self, paths: Sequence[str], offset: int = 0, timeout: float = 10.0) -> bytes:
+        """The files' contents (from ``offset`` in each), missing ones skipped."""
+        return base64.b64decode(self.request("read", timeout, paths=list(paths), offset=offset)["data"])
+
+    def mark(self, address: str, token: bytes) -> None:
+        """A datagram to ``address``'s discard port, sent from the agent's host (harness/wire/session.py)."""
+        self.request("mark", 10.0, address=address, token=token.decode("ascii"))
+
+    def tempdir(self) -> str:
+        """A directory on the agent's host that the agent removes when it ends, even if the harness is killed."""
+        path: str = self.request("tempdir", 10.0)["path"]
+        return path
 
     def probe(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         result: dict[str, Any] = self.request("probe", timeout, request=request)["result"]

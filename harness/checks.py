@@ -105,8 +105,8 @@ def wire_problem(capture: Capture | NoCapture | None, client_port: int | None, *
     else:
         found = (judge(conn) for judge in judges)
         problem = next((f"on the wire: {p}\n{connection_table(conn)}" for p in found if p is not None), None)
-    if problem is not None and capture.dropped:
-        lost = f"tcpdump lost {capture.dropped} packet(s) of port {capture.port}"
+    lost = capture.loss() if problem is not None else None
+    if lost is not None:
         raise NotJudged(f"{lost}: a wire check on an incomplete capture proves nothing")
     return problem
 

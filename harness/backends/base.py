@@ -20,6 +20,7 @@ from harness.options import Options
 from harness.process import COMMANDS, Completed, Process
 from harness.procnet import Listener, listeners_from_proc, listeners_from_ss
 from harness.wire.capture import Capture
+from harness.wire.session import SessionCapture
 
 
 class Host(ABC):
@@ -37,6 +38,7 @@ class Host(ABC):
     #: The harness's agent on this host (harness/remote/agent.py), once ``start_agent`` has started
     #: it: commands, probes and programs then go through it instead of a new process each.
     agent: AgentLink | None = None
+    _capture: SessionCapture | None = None
 
     def start_agent(self) -> None:  # noqa: B027 - a host without an agent runs a process per request
         """Start the agent where this host can run it; without one, every request is a process."""
@@ -141,12 +143,26 @@ class Host(ABC):
         return result
 
     def start_capture(self, port: int) -> Capture:
-        """tcpdump on this host for TCP traffic on ``port``, listening before this returns."""
+        """``port``'s packets on this host from now on: a slice of the host's one tcpdump for the run,
+        started on first use (and again if it died)."""
+        session = self._capture
+        if session is None or not session.alive:
+            self._capture = None
+            if session is not None:
+                session.close()
+            self._capture = session = self.capture_session()
+        return session.open(port)
+
+    def capture_session(self) -> SessionCapture:
+        """Start this host's tcpdump for the run (harness/wire/session.py), listening before this returns."""
         raise CaptureUnavailableError(f"packet capture is not available on {self.label}")
 
     def close(self) -> None:
         """Release what the host holds (its agent, which kills what it still runs); processes are
         stopped by their owners first."""
+        session, self._capture = self._capture, None
+        if session is not None:
+            session.close()
         agent, self.agent = self.agent, None
         if agent is not None:
             agent.close()

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from subprocess import PIPE
 
@@ -24,7 +26,8 @@ from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.process import Completed, OutputLog, Process
 from harness.procnet import ports_in_use
-from harness.wire.capture import Capture, tcpdump_argv
+from harness.wire.capture import MARK_PORT, tcpdump_argv
+from harness.wire.session import SessionCapture
 
 ECHO_DIR = Path(echo.__file__).resolve().parent
 REMOTE_DIR = Path(remote.__file__).resolve().parent
@@ -108,34 +111,43 @@ class LocalHost(Host):
     def free_port(self, pair: bool = False) -> int:
         """A random free port below the ephemeral range (and its successor free too, for ``pair``):
         a port from bind(0) is an ephemeral one, which any connect() on this machine may take before
-        the server binds it (seen under load as the server's "Address already in use")."""
+        the server binds it (seen under load as the server's "Address already in use"). Each xdist
+        worker draws from a share of its own, so its capture filters out the others' traffic."""
         used = ports_in_use(self.read_proc_net())
-        first = min(EPHEMERAL_FROM, _ephemeral_low())
-        for port in random.sample(range(PORTS_FROM, first - 1), 200):
+        ports = worker_ports()
+        for port in random.sample(ports[:-1], min(200, len(ports) - 1)):
             wanted = (port, port + 1) if pair else (port,)
             if not used.intersection(wanted) and all(_bindable(p) for p in wanted):
                 return port
-        raise HarnessError(f"no free port between {PORTS_FROM} and {first} on this machine")
+        raise HarnessError(f"no free port between {ports.start} and {ports.stop} on this machine")
 
-    def start_capture(self, port: int) -> Capture:
+    def capture_session(self) -> SessionCapture:
+        """tcpdump on lo for this worker's ports (see free_port) and the lab client's 8888; its file in
+        the agent's directory, which the agent removes even when the harness is killed."""
         if shutil.which("tcpdump") is None:
             raise CaptureUnavailableError("tcpdump is not installed on this machine (apt-get install tcpdump)")
-        fd, path = tempfile.mkstemp(prefix="echolab-", suffix=".pcap")
-        os.close(fd)
-        argv = tcpdump_argv("lo", port, path, as_root=os.geteuid() == 0)
-        return Capture.start(
-            self.spawn(argv),
-            port,
-            fetch=Path(path).read_bytes,
-            cleanup=lambda: Path(path).unlink(missing_ok=True),
-            mark_to=self.address,
-        )
+        if self.agent is not None:
+            directory, remove = self.agent.tempdir(), False
+        else:
+            directory, remove = tempfile.mkdtemp(prefix="echolab-capture-"), True
+        path = Path(directory) / f"session-{secrets.token_hex(4)}.pcap"
+        ports = worker_ports()
+        tcp = f"tcp portrange {ports.start}-{ports.stop - 1} or tcp port {LAB_PORT}"
+        process = self.spawn(tcpdump_argv("lo", tcp, str(path), as_root=os.geteuid() == 0))
+
+        def cleanup() -> None:
+            path.unlink(missing_ok=True)
+            if remove:
+                shutil.rmtree(directory, ignore_errors=True)
+
+        return SessionCapture.start(self.label, process, fetch=partial(read_from, path), mark=mark_lo, cleanup=cleanup)
 
     def read_proc_net(self) -> str:
         return "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
 
 
 PORTS_FROM = 20000
+LAB_PORT = 8888  # where a client with the lab's hard-coded address is served (harness/fixtures.py)
 EPHEMERAL_FROM = 32768  # Linux's default start of net.ipv4.ip_local_port_range
 
 
@@ -143,6 +155,33 @@ def _ephemeral_low() -> int:
     with contextlib.suppress(OSError, ValueError, IndexError):
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     return EPHEMERAL_FROM
+
+
+def worker_ports() -> range:
+    """This pytest-xdist worker's share of the ports below the ephemeral range (all of them outside xdist)."""
+    first = min(EPHEMERAL_FROM, _ephemeral_low())
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    index, count_ = (int(worker), int(count)) if worker.isdigit() and count.isdigit() else (0, 1)
+    share = (first - PORTS_FROM) // max(count_, 1)
+    start = PORTS_FROM + share * (index % max(count_, 1))
+    return range(start, start + share)
+
+
+def read_from(path: Path, offset: int) -> bytes:
+    """The bytes of a file that tcpdump is writing, from ``offset`` on."""
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            return file.read()
+    except FileNotFoundError:
+        return b""
+
+
+def mark_lo(token: bytes) -> None:
+    """A capture marker through lo (harness/wire/session.py)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto(token, ("127.0.0.1", MARK_PORT))
 
 
 def _bindable(port: int) -> bool:

@@ -22,7 +22,6 @@ from harness.bench.broken import broken_server
 from harness.bench.model import Figure, Figures
 from harness.checks import exchange, payload, random_bytes
 from harness.command import ServerCommand
-from harness.process import Process
 from harness.server import ServerSpec, start_server
 from harness.wire.capture import Capture
 from harness.wire.tcp import data_problem, teardown_problem
@@ -36,22 +35,6 @@ PASSING = "passing 1 MiB echo"
 CASES = {FAILING: "first-chunk-only", PASSING: "one-byte-writes"}
 #: A capture that lost packets is smaller than the real thing (and judged wrong): take it again.
 RETAKES = 2
-
-
-class _Finished(Process):
-    """The tcpdump of a capture that has already ended: a Capture built on it reads its file at once."""
-
-    def poll(self) -> int | None:
-        return 0
-
-    def signal(self, signum: int) -> None:
-        pass
-
-    def wait(self, timeout: float) -> int | None:
-        return 0
-
-    def output(self) -> list[str]:
-        return []
 
 
 def declare(figs: Figures, skipped: Mapping[str, str]) -> list[Figure]:
@@ -84,7 +67,7 @@ def measure(figs: Figures, root: Path, reps: int, say: Say, skipped: Mapping[str
             for _ in range(RETAKES):
                 if not dropped:
                     break
-                say(f"harness: {f.subject}: tcpdump dropped {dropped} packets, capturing again")
+                say(f"harness: {f.subject}: {dropped}, capturing again")
                 pcap, server_port, client_port, dropped = _capture(root, defect)
         except Exception as exc:  # no tcpdump, not root: the row says why
             f.skipped = f"no capture of a 1 MiB echo: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
@@ -102,31 +85,32 @@ def measure(figs: Figures, root: Path, reps: int, say: Say, skipped: Mapping[str
         f.note = (
             f"{defect}: {facts['segments']:,} segments, {len(pcap) / 1e6:.1f} MB pcap: read {read:.0f} ms, "
             f"split + judges {judge:.0f} ms, table {table:.0f} ms ({facts['table_lines']} lines); median of {reps}"
-            + (f"; tcpdump dropped {dropped} packets" if dropped else "")
+            + (f"; {dropped}" if dropped else "")
         )
         say(f"harness: {METRIC}, {f.subject}: {f.value:.0f} ms ({f.note})")
 
 
-def _capture(root: Path, defect: str) -> tuple[bytes, int, int, int]:
+def _capture(root: Path, defect: str) -> tuple[bytes, int, int, str | None]:
     """A real 1 MiB echo by ``broken_server.py DEFECT``, captured: the pcap, the server's port, the
-    client's port and the packets tcpdump dropped."""
+    client's port and what the capture lost (None: nothing)."""
     host = LocalHost()
     template = shlex.join([sys.executable, str(broken_server(root)), defect]) + " --port {port} --backlog {backlog}"
     spec = ServerSpec("python", ServerCommand.parse(template))
     with ExitStack() as stack:
         server = start_server(host, host.address, spec, backlog=3, mode="iterative", ready_timeout=10.0)
         stack.callback(server.stop)
+        stack.callback(host.close)
         capture = host.start_capture(server.port)
         stack.callback(capture.stop)
         result = exchange(host, server, MEBIBYTE, lockstep=False, timeout=30)
         pcap = capture.stop()
-        return pcap, server.port, int(result["local_port"]), capture.dropped
+        return pcap, server.port, int(result["local_port"]), capture.loss()
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow errors
 
 
 def _render(pcap: bytes, server_port: int, client_port: int) -> tuple[dict[str, float], dict[str, int | str]]:
     """A failing test's report from a fresh Capture: the times of its three parts, in ms, and what it found."""
-    capture = Capture(_Finished(["tcpdump"]), server_port, fetch=lambda: pcap, cleanup=lambda: None)
+    capture = Capture(server_port, finish=lambda: pcap, losses=lambda: None)
     sent = payload(MEBIBYTE)
     t0 = time.perf_counter()
     segments = capture.segments()

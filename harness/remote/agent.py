@@ -12,8 +12,10 @@ on stdin, answers and events leave as JSON lines on stdout. Bytes travel base64-
         -> {"id": 2, "pid": N}, then {"proc": 2, "line": "..."} per output line, {"proc": 2, "exit": N}
     {"id": 3, "op": "signal", "proc": 2, "signum": N}      -> {"id": 3}   (the program's whole group)
     {"id": 4, "op": "probe", "request": {...}}             -> {"id": 4, "result": {...}}  (probe.py, here)
-    {"id": 5, "op": "read", "paths": [...]}                -> {"id": 5, "data": B64}     (missing files skipped)
-    {"id": 6, "op": "ping"}                                -> {"id": 6}
+    {"id": 5, "op": "read", "paths": [...], "offset": N}   -> {"id": 5, "data": B64}     (missing files skipped)
+    {"id": 6, "op": "mark", "address": A, "token": T}      -> {"id": 6}   (a datagram to A's discard port)
+    {"id": 7, "op": "tempdir"}                             -> {"id": 7, "path": P}   (removed when the agent ends)
+    {"id": 8, "op": "ping"}                                -> {"id": 8}
 A request that fails answers {"id": N, "error": "...", "errno": N|null, ...}.
 
 Probes run in a thread of this process, exactly as probe.py runs them: their sockets are opened
@@ -32,10 +34,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
-from typing import Any, BinaryIO, Dict, List
+from typing import Any, BinaryIO, Dict, List, Optional
 
 import probe  # type: ignore[import-not-found]  # its sibling: agent.py runs as a script beside it
 
@@ -44,6 +48,7 @@ import probe  # type: ignore[import-not-found]  # its sibling: agent.py runs as 
 # main thread, which lives as long as the agent).
 SETPRIV = shutil.which("setpriv")
 Message = Dict[str, Any]
+DISCARD = 9  # the capture markers' port (harness/wire/capture.py MARK_PORT)
 
 
 class Agent:
@@ -51,6 +56,7 @@ class Agent:
         self._out = out
         self._lock = threading.Lock()
         self._children: Dict[int, subprocess.Popen[bytes]] = {}
+        self._tempdir: Optional[str] = None
 
     def send(self, message: Message) -> None:
         line = (json.dumps(message) + "\n").encode()
@@ -68,7 +74,7 @@ class Agent:
                 self.answer(request)
             else:
                 threading.Thread(target=self.answer, args=(request,), daemon=True).start()
-        self.kill_all()
+        self.end()
 
     def answer(self, request: Message) -> None:
         handler = getattr(self, f"op_{request.get('op')}", None)
@@ -143,15 +149,36 @@ class Agent:
         data = b""
         for path in request["paths"]:
             with contextlib.suppress(FileNotFoundError), open(path, "rb") as file:
+                file.seek(int(request.get("offset") or 0))
                 data += file.read()
         return {"data": encode(data)}
+
+    def op_mark(self, request: Message) -> Message:
+        address = request["address"]
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        # OSError: an ICMP unreachable from an earlier marker, say
+        with socket.socket(family, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+            sock.sendto(request["token"].encode(), (address, DISCARD))
+        return {}
+
+    def op_tempdir(self, request: Message) -> Message:
+        with self._lock:
+            if self._tempdir is None:
+                self._tempdir = tempfile.mkdtemp(prefix="echolab-agent-")
+        return {"path": self._tempdir}
 
     def op_ping(self, request: Message) -> Message:
         return {}
 
-    def kill_all(self) -> None:
+    def end(self) -> None:
+        """The harness is done or gone: kill what still runs, remove what was made."""
         for child in list(self._children.values()):
             kill_group(child.pid, signal.SIGKILL)
+        if self._tempdir is not None:
+            for child in list(self._children.values()):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(5.0)  # a tcpdump may still be writing into it
+            shutil.rmtree(self._tempdir, ignore_errors=True)
 
 
 def kill_group(pgid: int, signum: int) -> None:

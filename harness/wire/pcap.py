@@ -107,6 +107,44 @@ def read_pcap(source: str | Path | bytes) -> list[Segment]:
     return segments
 
 
+GLOBAL_HEADER = 24  # a pcap file's header; then each record: a 16-byte header and the frame
+RECORD_HEADER = 16
+_MAGIC_LITTLE = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")  # microsecond and nanosecond pcaps
+
+
+class PcapRecords:
+    """The records of a pcap being written (tcpdump -U), read in place: each one's length, and the
+    TCP ports of its frame. For slicing a growing file without parsing it twice."""
+
+    def __init__(self, header: bytes) -> None:
+        order = "<" if header[:4] in _MAGIC_LITTLE else ">"
+        self._length = struct.Struct(order + "8xI")
+        link_type = struct.unpack_from(order + "20xI", header)[0] & 0x0FFFFFFF
+        self._ip_offset = _link_decoder(link_type)
+
+    def length(self, buffer: bytes, position: int) -> int:
+        """The captured length of the record whose header starts at ``position``."""
+        return int(self._length.unpack_from(buffer, position)[0])
+
+    def ports(self, buffer: bytes, start: int, end: int) -> tuple[int, int] | None:
+        """(source port, destination port) of the TCP segment in the frame at buffer[start:end]."""
+        frame = memoryview(buffer)[start:end]
+        found = _tcp_bounds(frame, self._ip_offset(frame))  # type: ignore[arg-type]
+        if found is None or found[2] + 4 > len(frame):
+            return None
+        sport, dport = _PORTS.unpack_from(frame, found[2])
+        return sport, dport
+
+
+_PORTS = struct.Struct("!HH")
+
+
+def pcap_records(header: bytes) -> PcapRecords:
+    """A reader of records for the pcap whose global header is ``header``; ValueError for a link
+    type the harness cannot decode."""
+    return PcapRecords(header)
+
+
 def _link_decoder(datalink: int) -> Callable[[bytes], int]:
     """For a pcap link type: a function from a frame to the offset of its IP header, or -1."""
     kinds: dict[int, Callable[[bytes], int]] = {

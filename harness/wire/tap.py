@@ -1,5 +1,5 @@
-"""A test's packet captures: one tcpdump per server it starts, tried again for every test, and the
-failing test's tables and kept pcaps."""
+"""A test's packet captures: a slice of the host's tcpdump per server it starts (tcpdump tried again
+for the next test if it could not start), and the failing test's tables and kept pcaps."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ class Wire:
 
     def lost(self) -> str | None:
         """What the judged captures lost, from tcpdump's closing statistics; None if nothing."""
-        losses = [f"{capture.dropped} packet(s) of port {capture.port}" for capture in self.captures if capture.judged]
-        losses = [loss for loss in losses if not loss.startswith("0 ")]
-        return f"tcpdump lost {', '.join(losses)}" if losses else None
+        losses = [capture.loss() for capture in self.captures if capture.judged]
+        said = [loss for loss in losses if loss is not None]
+        return "; ".join(said) if said else None
 
     def keep(self, directory: Path, name: str) -> list[Path]:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")

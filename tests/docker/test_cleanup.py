@@ -37,7 +37,10 @@ def run_id(output: str) -> str:
 
 def labelled(client, run: str) -> list[str]:
     wanted = {"label": f"{dockerlabels.RUN}={run}"}
-    containers = [f"container {c.name} ({c.status})" for c in client.containers.list(all=True, filters=wanted)]
+    # The low-level list: the SDK's containers.list() inspects each one after listing, which fails
+    # with NotFound for a container removed in between (as a run's are, while this polls).
+    listed = client.api.containers(all=True, filters=wanted)
+    containers = [f"container {c['Names'][0].lstrip('/')} ({c['State']})" for c in listed]
     return containers + [f"network {n.name}" for n in client.networks.list(filters=wanted)]
 
 

@@ -25,7 +25,8 @@ from harness.backends.docker.exec import Exec, ExecOutput, run_to_end
 from harness.errors import ConfigError, HarnessError
 from harness.process import COMMANDS, Completed, OutputLog, Process
 from harness.procnet import Listener, listeners_from_ss, ports_in_use
-from harness.wire.capture import Capture, tcpdump_argv
+from harness.wire.capture import MARK_SCRIPT, tcpdump_argv
+from harness.wire.session import SessionCapture
 
 _CAPTURES = itertools.count(1)
 REMOTE_DIR = Path(remote.__file__).resolve().parent
@@ -187,32 +188,39 @@ class DockerHost(Host):
                 return "".join(Path(f"/proc/{self.init_pid}/net/{name}").read_text() for name in ("tcp", "tcp6"))
         return super().read_proc_net()
 
-    def start_capture(self, port: int) -> Capture:
+    def capture_session(self) -> SessionCapture:
         """tcpdump on every interface of this container's namespace (eth0 to the other container, lo
         where a client's hard-coded 127.0.0.1 is served), run from a sidecar that shares it, so
-        the capture works whatever the container's image holds (--server-image, --client-image)."""
+        the capture works whatever the container's image holds (--server-image, --client-image).
+        Nothing but the lab's traffic crosses that namespace: every TCP packet is kept."""
         if self.capture_host is None:
-            return super().start_capture(port)
+            return super().capture_session()
         sidecar = self.capture_host()
-        path = f"/tmp/echolab-{port}-{next(_CAPTURES)}.pcap"
-        # With the daemon here, the sidecar's files are in reach through /proc: no exec needed.
+        path = f"/tmp/echolab-session-{next(_CAPTURES)}.pcap"
+        # With the daemon here, the sidecar's files are in reach through /proc: no request needed.
         local = Path(f"/proc/{sidecar.init_pid}/root{path}") if sidecar.host_visible else None
 
-        def fetch() -> bytes:
+        def fetch(offset: int) -> bytes:
             if local is not None:
-                with contextlib.suppress(OSError):
-                    return local.read_bytes()
-            return sidecar.run(["cat", path]).stdout
+                with contextlib.suppress(OSError), local.open("rb") as file:
+                    file.seek(offset)
+                    return file.read()
+            if sidecar.agent is not None:
+                return sidecar.agent.read([path], offset)
+            return sidecar.run(["tail", "-c", f"+{offset + 1}", path]).stdout
+
+        def mark(token: bytes) -> None:  # from inside the namespace: to its own address, through lo
+            if sidecar.agent is not None:
+                sidecar.agent.mark(self.address, token)
+            else:
+                sidecar.run(["python3", "-c", MARK_SCRIPT, self.address, token.decode()])
 
         def cleanup() -> None:
-            if local is not None:
-                with contextlib.suppress(OSError):
-                    return local.unlink()
-            sidecar.run(["rm", "-f", path])
+            with contextlib.suppress(HarnessError, OSError):
+                sidecar.run(["rm", "-f", path], timeout=10.0)
 
-        process = sidecar.spawn(tcpdump_argv("any", port, path))
-        mark_to = self.address if self.host_visible else None  # containers are routable from here
-        return Capture.start(process, port, fetch=fetch, cleanup=cleanup, mark_to=mark_to)
+        process = sidecar.spawn(tcpdump_argv("any", "tcp", path))
+        return SessionCapture.start(self.label, process, fetch=fetch, mark=mark, cleanup=cleanup)
 
     def listen_detail(self, port: int) -> list[Listener] | None:
         """From this machine's ss inside the container's namespace, so an image without ss works too."""

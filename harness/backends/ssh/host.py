@@ -24,7 +24,8 @@ from harness.errors import BackendUnavailableError, CaptureUnavailableError, Har
 from harness.process import Completed, OutputLog, Process
 from harness.procnet import listeners_from_ss
 from harness.remote import supervise
-from harness.wire.capture import SMALL_RING_KIB, Capture, tcpdump_argv
+from harness.wire.capture import SMALL_RING_KIB, tcpdump_argv
+from harness.wire.session import SessionCapture
 
 # Created first thing, removed when the session's stdin closes: at the end of the run, or when the
 # connection drops. Nothing from the user reaches this script; it runs as ``sh -c SCRIPT``.
@@ -263,21 +264,30 @@ class SshHost(Host):
         except ValueError:
             raise HarnessError(f"no free port from {self.label}: {done.stderr.decode()[-300:]!r}") from None
 
-    def start_capture(self, port: int) -> Capture:
+    def capture_session(self) -> SessionCapture:
         """tcpdump on all of the host's interfaces, as root through ``sudo -n`` (Raspberry Pi OS lets
-        its first user sudo without a password); the pcap is written into the run's directory."""
+        its first user sudo without a password), every TCP packet but the SSH session's own; the pcap
+        is written into the run's directory and read on through the agent."""
         if "tcpdump" in self.missing:
             raise CaptureUnavailableError(f"tcpdump is not installed on {self.label} (sudo apt-get install tcpdump)")
-        path = f"{self.workdir}/capture-{port}-{secrets.token_hex(4)}.pcap"
-        process = self.spawn(tcpdump_argv("any", port, path, ring_kib=SMALL_RING_KIB), as_root=True)
-
-        def fetch() -> bytes:
-            return self.run(["cat", path]).stdout
+        agent = self.agent
+        if agent is None:
+            raise CaptureUnavailableError(f"the harness's agent does not run on {self.label}")
+        path = f"{self.workdir}/capture-{secrets.token_hex(4)}.pcap"
+        tcp = f"tcp and not port {self.dest.effective_port}"
+        process = self.spawn(tcpdump_argv("any", tcp, path, ring_kib=SMALL_RING_KIB), as_root=True)
 
         def cleanup() -> None:  # the directory is the login's own: it may remove what root wrote there
-            self.run(["rm", "-f", path])
+            with contextlib.suppress(HarnessError, OSError):
+                self.run(["rm", "-f", path], timeout=10.0)
 
-        return Capture.start(process, port, fetch=fetch, cleanup=cleanup, mark_to=self.address)
+        return SessionCapture.start(
+            self.label,
+            process,
+            fetch=lambda offset: agent.read([path], offset),
+            mark=functools.partial(agent.mark, self.address),
+            cleanup=cleanup,
+        )
 
     def busy_ports_hint(self, argv: Sequence[str]) -> str:
         """After a server failed to start: '; port N is already in use on HOST' for each number in its
