@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from harness.bench import broken, render, report, suite
+from harness.bench import broken, render, report, roundtrip, suite
 from harness.bench.load import LoadGenerator
 from harness.bench.measure import RPS_REFERENCE, EchoBench, Generator, Plan, declare
 from harness.bench.model import Figures
@@ -189,8 +189,11 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         return
     if args.quick:
         suite.measure_local_ready(figs, ("python",), 2, say)
-        suite.declare_suites(figs, {"local": "--quick: the suite runs take minutes", "docker": "--quick"})
+        suite.declare_suites(
+            figs, {"local": "--quick: the suite runs take minutes", "docker": "--quick", "ssh": "--quick"}
+        )
         suite.declare_docker_ready(figs, "--quick")
+        roundtrip.measure(figs, ROOT, say, "--quick")
         render.measure(figs, ROOT, 3, say, {render.PASSING: "--quick: its capture and renders take 5-10 s"})
         broken.declare(figs, broken.QUICK, {"docker": "--quick: local only"})
         broken.measure(figs, ROOT, args.rounds or 1, say)
@@ -202,7 +205,8 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         suite.declare_docker_ready(figs, no_docker)
     else:
         suite.measure_docker_ready(figs, ROOT, 3, say)
-    suite.declare_suites(figs, {"docker": no_docker})
+    roundtrip.measure(figs, ROOT, say, no_docker)
+    suite.declare_suites(figs, {"docker": no_docker, "ssh": no_docker})
     suite.measure_suites(figs, ROOT, say)
     render.measure(figs, ROOT, 5, say)
     broken.declare(figs, (*broken.DEFECTS, *broken.CORRECT), {"docker": no_docker})

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,18 @@ def declare_suites(figs: Figures, skipped: dict[str, str | None]) -> None:
                     skipped=skipped.get(backend),
                 )
             )
+    figs.add(
+        Figure(
+            "harness",
+            SUITE,
+            suite_subject("ssh", "on"),
+            "s",
+            "lower",
+            reference=suite_subject("local", "on"),
+            note="against the stand-in Pi (tests/ssh/standin.py: sshd in a container), the client on this machine",
+            skipped=skipped.get("ssh"),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -114,21 +126,47 @@ def _interrupt(proc: subprocess.Popen[str]) -> None:
 
 def measure_suites(figs: Figures, root: Path, say: Say) -> None:
     """Every declared suite run, once each (a suite takes seconds; the ratios are between runs)."""
-    for f in figs.items:
-        if f.section != "harness" or f.metric not in (SUITE, SAME_TESTS) or f.skipped:
-            continue
-        backend, wire = f.subject.split(" --wire ")
-        extra = ("--ignore", WIRE_ONLY) if f.metric == SAME_TESTS else ()
-        try:
-            run = run_suite(root, backend, wire, say, *extra)
-        except subprocess.TimeoutExpired:
-            f.skipped = f"did not finish within {SUITE_TIMEOUT:g} s"
-            continue
-        f.samples.append(run.seconds)
-        f.extra.update(exit_status=run.status, summary=run.summary)
-        if run.status != 0:
-            f.note = f"the suite did not pass (exit {run.status}): {run.summary}"
-        say(f"harness: {f.metric}, {f.subject}: {run.seconds:.1f} s ({run.summary})")
+    with ExitStack() as stack:
+        ssh: list[str] = []
+        for f in figs.items:
+            if f.section != "harness" or f.metric not in (SUITE, SAME_TESTS) or f.skipped:
+                continue
+            backend = f.subject.split(" --wire ")[0]
+            extra = ["--ignore", WIRE_ONLY] if f.metric == SAME_TESTS else []
+            if backend == "ssh":
+                if not ssh:
+                    try:
+                        ssh = stack.enter_context(standin_options(root, say))
+                    except Exception as exc:  # no stand-in here: this row says why
+                        f.skipped = f"no stand-in Pi: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                        continue
+                extra += ssh
+            _measure_suite(f, root, extra, say)
+
+
+@contextlib.contextmanager
+def standin_options(root: Path, say: Say) -> Iterator[list[str]]:
+    """The stand-in Pi of the SSH tests, running until the end of the ``with``: the suite's options for it."""
+    sys.path.insert(0, str(root))
+    from tests.ssh.standin import ALIAS, running_standin
+
+    with running_standin() as standin:
+        say(f"harness: stand-in Pi {ALIAS} at {standin.address}")
+        yield ["--ssh-host", ALIAS, "--ssh-config", str(standin.config)]
+
+
+def _measure_suite(f: Figure, root: Path, extra: list[str], say: Say) -> None:
+    backend, wire = f.subject.split(" --wire ")
+    try:
+        run = run_suite(root, backend, wire, say, *extra)
+    except subprocess.TimeoutExpired:
+        f.skipped = f"did not finish within {SUITE_TIMEOUT:g} s"
+        return
+    f.samples.append(run.seconds)
+    f.extra.update(exit_status=run.status, summary=run.summary)
+    if run.status != 0:
+        f.note = f"the suite did not pass (exit {run.status}): {run.summary}"
+    say(f"harness: {f.metric}, {f.subject}: {run.seconds:.1f} s ({run.summary})")
 
 
 def _bare_local_ready(argv: list[str], port: int) -> float:

@@ -32,7 +32,7 @@ ALIAS = "echolab-pi"
 CLIENT_ALIAS = "echolab-pi-client"
 # This project's own range for stand-ins (the docker backend uses 172.30.0.0/16): 4096 /28s, tried
 # from a random one on, so xdist workers and concurrent runs each find a free one.
-SUBNETS = list(ipaddress.ip_network("172.31.0.0/16").subnets(new_prefix=28))
+SUBNETS = list(ipaddress.IPv4Network("172.31.0.0/16").subnets(new_prefix=28))
 # Evidence of echolab on the stand-in: its directories, and any process running from one. Written so
 # the script's own text never matches, not even in a forked copy of the shell about to exec awk.
 LEFTOVERS = "ls -d /tmp/[e]cholab.* 2>/dev/null; ps -eo pid=,args= | awk '/[e]cholab/'"
