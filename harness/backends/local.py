@@ -84,9 +84,13 @@ class LocalHost(Host):
     label = "this machine"
 
     def start_agent(self) -> None:
-        prefix = [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []  # it dies with the harness
-        argv = [*prefix, sys.executable, str(REMOTE_DIR / "agent.py")]
-        self.agent = start_piped(self.label, lambda: subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, stderr=PIPE))
+        # Its own session, and no death signal: when the harness dies, even by SIGKILL, the agent reads
+        # the end of its stdin and then kills what it started and removes its directory.
+        argv = [sys.executable, str(REMOTE_DIR / "agent.py")]
+        self.agent = start_piped(
+            self.label,
+            lambda: subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, stderr=PIPE, start_new_session=True),
+        )
 
     def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
         if shutil.which(argv[0]) is None:  # setpriv would exec it, so say it here, as Popen would

@@ -15,6 +15,7 @@ import pytest
 from harness.wait import WaitTimeoutError, until
 
 HERE = Path(__file__).resolve().parent
+MARK = "ECHOLAB_LEAK_MARK"  # an environment variable every process of a child run inherits
 ROOT = HERE.parent.parent
 
 
@@ -46,29 +47,57 @@ def eventually(predicate, timeout: float = 20.0) -> bool:
         return False
 
 
-def child_pytest(server: Path, defect: str, *args: str) -> subprocess.Popen[bytes]:
+def processes_of_run(mark: str) -> list[str]:
+    """Every process that inherited the run's environment mark: its agent, tcpdump, servers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"{MARK}={mark}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append(f"{entry.name}: {argv}")
+        except OSError:
+            continue
+    return found
+
+
+def child_pytest(
+    server: Path, defect: str, *args: str, mark: str = "", tmp: Path | None = None
+) -> subprocess.Popen[bytes]:
     command = f"{sys.executable} {server} {defect} --port {{port}} --backlog {{backlog}}"
+    env = {**os.environ, MARK: mark, **({"TMPDIR": str(tmp)} if tmp else {})}
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", str(ROOT / "tests" / "behaviour"), "-q", "--server-cmd", command, *args],
         cwd=ROOT,
+        env={k: v for k, v in env.items() if not k.startswith("PYTEST_XDIST")},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
 
 
+def leftovers(tmp: Path) -> list[str]:
+    """What the harness made in the run's temporary directory and left there (pytest's own is not ours)."""
+    return sorted(path.name for path in tmp.iterdir() if path.name.startswith("echolab"))
+
+
 def test_a_finished_run_leaves_no_server_process(tmp_path):
     server = marked_server(tmp_path)
-    child = child_pytest(server, "correct", "-k", "fidelity or robustness")
+    tmp, mark = tmp_path / "tmp", uuid.uuid4().hex
+    tmp.mkdir()
+    child = child_pytest(server, "correct", "-k", "fidelity or robustness", mark=mark, tmp=tmp)
     assert child.wait(120) == 0
     assert processes_running(server) == []
+    assert eventually(lambda: not processes_of_run(mark)), f"still running: {processes_of_run(mark)}"
+    assert leftovers(tmp) == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
 def test_an_interrupted_run_leaves_no_server_process(tmp_path, signum):
     server = marked_server(tmp_path)
+    tmp, mark = tmp_path / "tmp", uuid.uuid4().hex
+    tmp.mkdir()
     # A server that never listens keeps the child waiting in readiness polling: interrupt it there.
-    child = child_pytest(server, "never-listens", "--ready-timeout", "60", "-k", "hello_sri_lanka")
+    child = child_pytest(server, "never-listens", "--ready-timeout", "60", "-k", "hello_sri_lanka", mark=mark, tmp=tmp)
     try:
         assert eventually(lambda: processes_running(server)), "the child run never started its server"
         os.kill(child.pid, signum)
@@ -76,6 +105,8 @@ def test_an_interrupted_run_leaves_no_server_process(tmp_path, signum):
         assert eventually(lambda: not processes_running(server)), (
             f"server processes {processes_running(server)} survived the harness getting {signum.name}"
         )
+        assert eventually(lambda: not processes_of_run(mark)), f"survived {signum.name}: {processes_of_run(mark)}"
+        assert eventually(lambda: not leftovers(tmp)), f"left in TMPDIR after {signum.name}: {leftovers(tmp)}"
     finally:
         child.kill()
         child.wait()
