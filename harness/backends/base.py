@@ -153,6 +153,12 @@ class Host(ABC):
             self._capture = session = self.capture_session()
         return session.open(port)
 
+    def stop_capture(self) -> None:
+        """Stop this host's tcpdump for the run, if it runs, and remove its file."""
+        session, self._capture = self._capture, None
+        if session is not None:
+            session.close()
+
     def capture_session(self) -> SessionCapture:
         """Start this host's tcpdump for the run (harness/wire/session.py), listening before this returns."""
         raise CaptureUnavailableError(f"packet capture is not available on {self.label}")
@@ -160,9 +166,7 @@ class Host(ABC):
     def close(self) -> None:
         """Release what the host holds (its agent, which kills what it still runs); processes are
         stopped by their owners first."""
-        session, self._capture = self._capture, None
-        if session is not None:
-            session.close()
+        self.stop_capture()
         agent, self.agent = self.agent, None
         if agent is not None:
             agent.close()

@@ -97,6 +97,7 @@ class DockerBackend(Backend):
             self._sidecars[host.container_id].address = host.address
             self._sidecars[host.container_id].start_agent()
             self._resources.callback(self._sidecars[host.container_id].close)
+            self._resources.callback(host.stop_capture)  # first: its tcpdump runs in the sidecar
         return self._sidecars[host.container_id]
 
     def close(self) -> None:

@@ -215,8 +215,8 @@ class DockerHost(Host):
             else:
                 sidecar.run(["python3", "-c", MARK_SCRIPT, self.address, token.decode()])
 
-        def cleanup() -> None:
-            with contextlib.suppress(HarnessError, OSError):
+        def cleanup() -> None:  # the file goes with the sidecar in any case
+            with contextlib.suppress(HarnessError, OSError, docker.errors.APIError):
                 sidecar.run(["rm", "-f", path], timeout=10.0)
 
         process = sidecar.spawn(tcpdump_argv("any", "tcp", path))
