@@ -161,15 +161,31 @@ def _ephemeral_low() -> int:
     return EPHEMERAL_FROM
 
 
+BLOCK = 512  # ports per block: a run's worker holds one for its servers (see worker_ports)
+_held: list[tuple[socket.socket, range]] = []
+
+
 def worker_ports() -> range:
-    """This pytest-xdist worker's share of the ports below the ephemeral range (all of them outside xdist)."""
+    """A block of ports below the ephemeral range that this process holds alone, for its servers: its
+    capture (one tcpdump on lo for the run) then filters out every other run's and worker's traffic.
+
+    The block is held by binding an abstract unix socket named for it: the kernel frees the name when
+    the process ends, however it ends, and nothing is left on disk. With every block taken, the
+    whole range is shared (the capture then sees other runs' packets too, and filters them per test)."""
+    if _held:
+        return _held[0][1]
     first = min(EPHEMERAL_FROM, _ephemeral_low())
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
-    index, count_ = (int(worker), int(count)) if worker.isdigit() and count.isdigit() else (0, 1)
-    share = (first - PORTS_FROM) // max(count_, 1)
-    start = PORTS_FROM + share * (index % max(count_, 1))
-    return range(start, start + share)
+    blocks = [range(start, start + BLOCK) for start in range(PORTS_FROM, first - BLOCK + 1, BLOCK)]
+    for block in random.sample(blocks, len(blocks)):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(f"\0echolab-ports-{block.start}")
+        except OSError:
+            sock.close()
+            continue
+        _held.append((sock, block))
+        return block
+    return range(PORTS_FROM, first)
 
 
 def read_from(path: Path, offset: int) -> bytes:

@@ -86,13 +86,15 @@ def sweep(client: Any, say: Callable[[str], None]) -> list[str]:
     import docker.errors
 
     removed: list[str] = []
-    for container in client.containers.list(all=True, filters={"label": RUN}):
-        if not owner_alive(container.labels):
+    # The low-level list: the SDK's containers.list() inspects each container after listing them all,
+    # and fails with NotFound for one that a live run removed in between.
+    for container in client.api.containers(all=True, filters={"label": RUN}):
+        if not owner_alive(container.get("Labels") or {}):
             try:
-                container.remove(force=True, v=True)
+                client.api.remove_container(container["Id"], force=True, v=True)
             except docker.errors.NotFound:
                 continue  # another run's sweep was faster
-            removed.append(container.name)
+            removed.append((container.get("Names") or [container["Id"][:12]])[0].lstrip("/"))
     for network in client.networks.list(filters={"label": RUN}):
         if not owner_alive(network.attrs.get("Labels") or {}):
             try:
