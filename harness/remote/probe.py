@@ -370,24 +370,30 @@ def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0, idle: floa
         sock, rtt = connected(host, port, timeout, ports)
     except OSError as exc:
         return {"connected": False, "error": errno_name(exc), "local_port": ports[0]}
-    if how == "vanish":
+    try:
+        if how == "vanish":
+            sock.close()
+        elif how == "reset":
+            sock.sendall(b"about to reset")
+            Receiver(sock, b"about to reset", idle_limit(rtt, idle), time.monotonic() + timeout).read(want=14)
+            reset(sock)
+        elif how == "reset_unread":
+            fill_until_stuck(sock, timeout)
+            reset(sock)
+        elif how == "garbage":
+            sock.sendall(make_payload({"random": 65536, "seed": 13}))
+            # Close only once some echo is waiting unread, so the close is the RST that unread data
+            # makes (RFC 2525 2.17), not a FIN that merely raced the echo.
+            select.select([sock], [], [], idle_limit(rtt, idle))
+            sock.close()
+        else:
+            sock.close()
+            raise ValueError(f"unknown abuse {how!r}")
+    except OSError as exc:
+        # The server's side went first: a connection queued while the server died (a C server
+        # killed by SIGPIPE after the previous client's reset) is reset by its kernel mid-abuse.
         sock.close()
-    elif how == "reset":
-        sock.sendall(b"about to reset")
-        Receiver(sock, b"about to reset", idle_limit(rtt, idle), time.monotonic() + timeout).read(want=14)
-        reset(sock)
-    elif how == "reset_unread":
-        fill_until_stuck(sock, timeout)
-        reset(sock)
-    elif how == "garbage":
-        sock.sendall(make_payload({"random": 65536, "seed": 13}))
-        # Close only once some echo is waiting unread, so the close is the RST that unread data
-        # makes (RFC 2525 2.17), not a FIN that merely raced the echo.
-        select.select([sock], [], [], idle_limit(rtt, idle))
-        sock.close()
-    else:
-        sock.close()
-        raise ValueError(f"unknown abuse {how!r}")
+        return {"connected": True, "done": how, "cut_short": errno_name(exc), "local_port": ports[0]}
     return {"connected": True, "done": how, "local_port": ports[0]}
 
 
