@@ -144,7 +144,9 @@ class LocalHost(Host):
             if remove:
                 shutil.rmtree(directory, ignore_errors=True)
 
-        return SessionCapture.start(self.label, process, fetch=partial(read_from, path), mark=mark_lo, cleanup=cleanup)
+        return SessionCapture.start(
+            self.label, process, fetch=partial(read_from, path), mark=send_mark, cleanup=cleanup
+        )
 
     def read_proc_net(self) -> str:
         return "".join(Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists())
@@ -198,10 +200,11 @@ def read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-def mark_lo(token: bytes) -> None:
-    """A capture marker through lo (harness/wire/session.py)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
-        sock.sendto(token, ("127.0.0.1", MARK_PORT))
+def send_mark(token: bytes, address: str = "127.0.0.1") -> None:
+    """A capture marker (harness/wire/session.py), from here to ``address`` (by default through lo)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto(token, (address, MARK_PORT))
 
 
 def _bindable(port: int) -> bool:

@@ -203,7 +203,7 @@ class SessionCapture:
 
             self.process.signal(signal.SIGUSR1)
             try:
-                counts = until(reported, timeout=STATS_TIMEOUT, what="tcpdump's statistics")
+                counts = until(reported, timeout=STATS_TIMEOUT, what="tcpdump's statistics", interval=(0.0005, 0.02))
             except WaitTimeoutError:
                 return None
             assert counts is not None  # until returns only a true value

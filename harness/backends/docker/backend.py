@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
-from harness.backends.base import Backend
-from harness.backends.docker import images
+from harness.backends.base import Backend, Host
+from harness.backends.docker import images, netns
 from harness.backends.docker import labels as dockerlabels
 from harness.backends.docker.containers import ContainerFactory, connect, start_error
 from harness.backends.docker.host import DockerHost
+from harness.backends.docker.netns import NamespaceHost
+from harness.backends.local import LocalHost
 from harness.errors import ConfigError
 from harness.options import Options
 
@@ -35,14 +38,22 @@ class DockerBackend(Backend):
         self._resources = resources
         self._factory = factory
         self._spares = 0
-        self._sidecars: dict[str, DockerHost] = {}
+        self._sidecars: dict[str, Host] = {}
+        self._lock = threading.Lock()
+        # Where the daemon runs here and we are root, helpers enter a container's namespace from this
+        # machine (netns.py): no sidecar container to start, per worker, before the first capture.
+        self._outside: LocalHost | None = None
+        if netns.usable(server_host):
+            self._outside = LocalHost()
+            self._outside.start_agent()
+            resources.callback(self._outside.close)
         for host in (server_host, client_host):
             host.capture_host = functools.partial(self._capture_sidecar, host)
 
     @property
-    def scripted_host(self) -> DockerHost:
-        """The scripted server runs in the capture sidecar, in the server container's network
-        namespace: it has python3 even where --server-image does not."""
+    def scripted_host(self) -> Host:
+        """The scripted server runs in the server container's network namespace, from outside it: it
+        has python3 even where --server-image does not."""
         return self._capture_sidecar(self.server_host)  # type: ignore[arg-type]
 
     @classmethod
@@ -88,17 +99,26 @@ class DockerBackend(Backend):
         with ExitStack() as stack:
             yield _host(self._factory, stack, f"spare{self._spares}", self._factory.server_image)
 
-    def _capture_sidecar(self, host: DockerHost) -> DockerHost:
-        """echolab's client image (tcpdump, python3) idling in ``host``'s network namespace."""
-        if host.container_id not in self._sidecars:
-            role = "capture" if host is self.server_host else f"capture-{host.name.rsplit('-', 1)[-1]}"
-            container = self._factory.start(self._resources, role, self._factory.client_image, netns=host)
-            self._sidecars[host.container_id] = DockerHost(self._factory.api, container, None, f"{role} sidecar")
-            self._sidecars[host.container_id].address = host.address
-            self._sidecars[host.container_id].start_agent()
-            self._resources.callback(self._sidecars[host.container_id].close)
-            self._resources.callback(host.stop_capture)  # first: its tcpdump runs in the sidecar
-        return self._sidecars[host.container_id]
+    def _capture_sidecar(self, host: DockerHost) -> Host:
+        """A host in ``host``'s network namespace, for tcpdump and the scripted server: this machine
+        through nsenter where it can, else echolab's client image idling in that namespace."""
+        with self._lock:
+            if host.container_id not in self._sidecars:
+                role = "capture" if host is self.server_host else f"capture-{host.name.rsplit('-', 1)[-1]}"
+                self._sidecars[host.container_id] = helper = self._make_sidecar(host, role)
+                self._resources.callback(helper.close)
+                self._resources.callback(host.stop_capture)  # first: its tcpdump runs there
+            return self._sidecars[host.container_id]
+
+    def _make_sidecar(self, host: DockerHost, role: str) -> Host:
+        if self._outside is not None:
+            return NamespaceHost(self._outside, host, role)
+        container = self._factory.start(self._resources, role, self._factory.client_image, netns=host)
+        sidecar = DockerHost(self._factory.api, container, None, f"{role} sidecar")
+        sidecar.address = host.address
+        sidecar.sidecar_of = host
+        sidecar.start_agent()
+        return sidecar
 
     def close(self) -> None:
         self._resources.close()

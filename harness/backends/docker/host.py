@@ -103,8 +103,10 @@ class DockerHost(Host):
             self.label += f" ({self.address})"
         self.init_pid = int(container.attrs["State"]["Pid"])
         self.host_visible = _runs_here(self.init_pid, self.container_id)
-        #: Makes (once) a container in this one's network namespace that has tcpdump; None: no capture.
-        self.capture_host: Callable[[], DockerHost] | None = None
+        #: Makes (once) a host in this one's network namespace that has tcpdump; None: no capture.
+        self.capture_host: Callable[[], Host] | None = None
+        #: For a sidecar: the container whose network namespace it shares.
+        self.sidecar_of: DockerHost | None = None
 
     def start_agent(self) -> None:
         """The agent over one ``docker exec -i``: a probe or a start is then a message on its attach
@@ -190,36 +192,44 @@ class DockerHost(Host):
 
     def capture_session(self) -> SessionCapture:
         """tcpdump on every interface of this container's namespace (eth0 to the other container, lo
-        where a client's hard-coded 127.0.0.1 is served), run from a sidecar that shares it, so
-        the capture works whatever the container's image holds (--server-image, --client-image).
-        Nothing but the lab's traffic crosses that namespace: every TCP packet is kept."""
+        where a client's hard-coded 127.0.0.1 is served), run from outside the container: from this
+        machine through nsenter where it can (harness/backends/docker/netns.py), else from a sidecar
+        container that shares the namespace. Either works whatever the container's image holds
+        (--server-image, --client-image). Nothing but the lab's traffic crosses that namespace:
+        every TCP packet is kept."""
+        if self.sidecar_of is not None:
+            return self._tcpdump_here()
         if self.capture_host is None:
             return super().capture_session()
-        sidecar = self.capture_host()
+        return self.capture_host().capture_session()
+
+    def _tcpdump_here(self) -> SessionCapture:
+        """As a sidecar: tcpdump in this container, for the namespace it shares."""
         path = f"/tmp/echolab-session-{next(_CAPTURES)}.pcap"
         # With the daemon here, the sidecar's files are in reach through /proc: no request needed.
-        local = Path(f"/proc/{sidecar.init_pid}/root{path}") if sidecar.host_visible else None
+        local = Path(f"/proc/{self.init_pid}/root{path}") if self.host_visible else None
+        agent = self.agent
 
         def fetch(offset: int) -> bytes:
             if local is not None:
                 with contextlib.suppress(OSError), local.open("rb") as file:
                     file.seek(offset)
                     return file.read()
-            if sidecar.agent is not None:
-                return sidecar.agent.read([path], offset)
-            return sidecar.run(["tail", "-c", f"+{offset + 1}", path]).stdout
+            if agent is not None:
+                return agent.read([path], offset)
+            return self.run(["tail", "-c", f"+{offset + 1}", path]).stdout
 
         def mark(token: bytes) -> None:  # from inside the namespace: to its own address, through lo
-            if sidecar.agent is not None:
-                sidecar.agent.mark(self.address, token)
+            if agent is not None:
+                agent.mark(self.address, token)
             else:
-                sidecar.run(["python3", "-c", MARK_SCRIPT, self.address, token.decode()])
+                self.run(["python3", "-c", MARK_SCRIPT, self.address, token.decode()])
 
         def cleanup() -> None:  # the file goes with the sidecar in any case
             with contextlib.suppress(HarnessError, OSError, docker.errors.APIError):
-                sidecar.run(["rm", "-f", path], timeout=10.0)
+                self.run(["rm", "-f", path], timeout=10.0)
 
-        process = sidecar.spawn(tcpdump_argv("any", "tcp", path))
+        process = self.spawn(tcpdump_argv("any", "tcp", path))
         return SessionCapture.start(self.label, process, fetch=fetch, mark=mark, cleanup=cleanup)
 
     def listen_detail(self, port: int) -> list[Listener] | None:

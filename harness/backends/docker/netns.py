@@ -1,0 +1,76 @@
+"""A container's network namespace entered from this machine (``nsenter -n``): where the daemon runs here
+and we are root, the harness's own helpers (tcpdump, the scripted server) run on this machine inside the
+container's network, through this machine's agent, instead of in a sidecar container started for them.
+
+Like a sidecar, it works whatever the container's image holds (--server-image, --client-image), and
+nothing runs with privileges inside the student's container; unlike one, it costs no container start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+from harness.backends.docker.host import DockerHost
+from harness.backends.local import LocalHost, read_from, send_mark
+from harness.process import Completed, Process
+from harness.wire.capture import tcpdump_argv
+from harness.wire.session import SessionCapture
+
+NSENTER = shutil.which("nsenter")
+#: Set to 1 to use sidecar containers even where nsenter would do (as with a daemon on another machine).
+SIDECAR_ENV = "ECHOLAB_DOCKER_SIDECARS"
+
+
+def usable(container: DockerHost) -> bool:
+    """Whether this machine can enter the container's network namespace: the daemon runs here, and we
+    may (root), with nsenter and tcpdump installed here."""
+    if os.environ.get(SIDECAR_ENV) == "1":
+        return False
+    return bool(container.host_visible and NSENTER and shutil.which("tcpdump") and os.geteuid() == 0)
+
+
+class NamespaceHost(LocalHost):
+    """This machine, inside ``container``'s network namespace; programs start through ``outside``'s agent."""
+
+    def __init__(self, outside: LocalHost, container: DockerHost, role: str) -> None:
+        self.outside = outside
+        self.container = container
+        self.address = container.address
+        self.label = f"{container.label}'s network, from this machine ({role})"
+        self._enter = [str(NSENTER), "-t", str(container.init_pid), "-n", "--"]
+
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
+        return self.outside.spawn([*self._enter, *argv], env)
+
+    def _run(self, argv: Sequence[str], input: bytes | None, timeout: float) -> Completed:
+        done = self.outside.run([*self._enter, *argv], input=input, timeout=timeout)
+        return Completed(argv, done.returncode, done.stdout, done.stderr)
+
+    def free_port(self, pair: bool = False) -> int:
+        return self.container.free_port(pair)
+
+    def read_proc_net(self) -> str:
+        return self.container.read_proc_net()
+
+    def capture_session(self) -> SessionCapture:
+        """tcpdump on every interface of the namespace; its file in the outside agent's directory, the
+        markers sent through the namespace's loopback to its own address."""
+        agent = self.outside.agent
+        assert agent is not None, "the outside host starts its agent first"
+        path = Path(agent.tempdir()) / f"netns-{secrets.token_hex(4)}.pcap"
+        process = self.spawn(tcpdump_argv("any", "tcp", str(path)))
+        return SessionCapture.start(
+            self.label,
+            process,
+            fetch=partial(read_from, path),
+            mark=partial(send_mark, address=self.address),  # from here, across the bridge into the namespace
+            cleanup=lambda: path.unlink(missing_ok=True),
+        )
+
+    def close(self) -> None:
+        self.stop_capture()  # the outside host and its agent belong to the backend
