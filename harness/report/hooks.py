@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.options import Options
-from harness.report.model import CAPTURES, LAB_LADDER, Run, TestEvidence
+from harness.report.model import CAPTURES, LAB_LADDER, Exhibit, Run
 from harness.wire.tap import WIRE
 
 #: The report's own copy of every pcap, under its directory.
@@ -27,7 +27,7 @@ class Reports:
     def __init__(self, options: Options, controller: bool) -> None:
         self.options = options
         self.controller = controller
-        self.tests: dict[str, TestEvidence] = {}
+        self.tests: dict[str, Exhibit] = {}
         self.started = time.monotonic()
         self.written: list[str] = []
 
@@ -68,7 +68,7 @@ class Reports:
         the terminal's copies (a failure's whole evidence, the captures)."""
         if not self.controller:
             return
-        test = self.tests.setdefault(report.nodeid, TestEvidence(report.nodeid))
+        test = self.tests.setdefault(report.nodeid, Exhibit(report.nodeid))
         test.add(report)
 
     @pytest.hookimpl(trylast=True)  # after the verdict is judged (harness/verdict.py) and JUnit written

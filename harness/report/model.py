@@ -17,7 +17,7 @@ EVIDENCE_LIMIT = 20_000
 
 
 @dataclass
-class TestEvidence:
+class Exhibit:
     """One test as its reports show it, merged over setup, call and teardown."""
 
     nodeid: str
@@ -49,12 +49,12 @@ class Run:
     subject: str
     lines: list[tuple[str, str]]  # text, and its class: bad, good, warn or plain
     behaviours: list[tuple[str, str, list[Record]]]  # name, BROKEN/ok/not judged, its tests
-    tests: dict[str, TestEvidence]
+    tests: dict[str, Exhibit]
     seconds: float
     passed: bool
 
     @classmethod
-    def of(cls, verdict_plugin: Any, tests: dict[str, TestEvidence], seconds: float) -> Run:
+    def of(cls, verdict_plugin: Any, tests: dict[str, Exhibit], seconds: float) -> Run:
         verdict: Verdict | None = getattr(verdict_plugin, "verdict", None)
         subject = str(getattr(verdict_plugin, "subject", ""))
         if verdict is None:
@@ -72,8 +72,8 @@ class Run:
         ]
         return cls(subject, styled, behaviours, tests, seconds, passed=verdict.passed)
 
-    def evidence(self, record: Record) -> TestEvidence:
-        return self.tests.get(record.nodeid) or TestEvidence(record.nodeid)
+    def evidence(self, record: Record) -> Exhibit:
+        return self.tests.get(record.nodeid) or Exhibit(record.nodeid)
 
 
 def _style(colour: dict[str, bool]) -> str:

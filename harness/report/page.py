@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from harness.report.ladder import DEFS, arrows, lab_arrows, svg
-from harness.report.model import Run, TestEvidence
+from harness.report.model import Exhibit, Run
 from harness.verdict import Record
 from harness.wire.pcap import read_pcap
 from harness.wire.table import connection_table
@@ -36,7 +36,7 @@ class Drawn:
     lab_problem: str | None = None
 
 
-def draw(test: TestEvidence, page_dir: Path) -> tuple[list[Drawn], list[str]]:
+def draw(test: Exhibit, page_dir: Path) -> tuple[list[Drawn], list[str]]:
     """Every connection of the test's captures, and a line for each capture that could not be read."""
     drawn, problems = [], []
     for path, port in test.captures:
