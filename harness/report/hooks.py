@@ -5,6 +5,7 @@ JUnit file's evidence."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Generator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.errors import EcholabError
 from harness.options import Options
 from harness.report.model import CAPTURES, LAB_LADDER, Exhibit, Run
 from harness.wire.tap import WIRE
@@ -57,8 +59,11 @@ class Reports:
             path = getattr(capture, "saved", None)
             if self.options.report is not None:
                 path = self.options.report / PCAPS / f"{stem}-{i}.pcap"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(capture.stop())
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(capture.stop())
+                except (OSError, EcholabError):  # the report then says the capture could not be read
+                    logging.getLogger("echolab.report").exception("keeping the capture of port %s", capture.port)
             if path is not None:
                 kept.append([str(path), capture.port])
         return kept

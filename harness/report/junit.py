@@ -51,13 +51,14 @@ def enrich(path: Path, run: Run, family: str, prefix: str | None) -> None:
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     records = {testcase_key(record.nodeid, prefix): record for _, _, mine in run.behaviours for record in mine}
     for suite in suites:
-        properties = suite.find("properties")
-        if properties is None:
-            properties = ET.Element("properties")
-            suite.insert(0, properties)
-        for name, state, _ in run.behaviours:
-            ET.SubElement(properties, "property", name=f"echolab.behaviour.{name}", value=state)
-        ET.SubElement(properties, "property", name="echolab.verdict", value=run.lines[-1][0])
+        if run.behaviours:  # a run of behaviour tests: its verdict
+            properties = suite.find("properties")
+            if properties is None:
+                properties = ET.Element("properties")
+                suite.insert(0, properties)
+            for name, state, _ in run.behaviours:
+                ET.SubElement(properties, "property", name=f"echolab.behaviour.{name}", value=state)
+            ET.SubElement(properties, "property", name="echolab.verdict", value=run.lines[-1][0])
         for case in suite.iter("testcase"):
             if family == "xunit2":
                 for own in case.findall("properties"):

@@ -55,7 +55,7 @@ def arrows(conn: Connection) -> list[Arrow]:
             label += f" Len={len(seg.payload)}"
         kind = _kind(seg.flags, bool(seg.payload), marks[i])
         if unanswered and seg.flags & SYN:
-            kind, label = "dropped", f"{label} (dropped: never answered)"
+            kind, label = "dropped", f"{label} (never answered)"
         out.append(Arrow(str(seg.no), f"{seg.time:.6f}", conn.from_client(seg), label, kind))
     if run:
         out.append(Arrow("", "", True, fold_line(run, run_bytes), "fold"))
@@ -94,7 +94,7 @@ def svg(rows: Sequence[Arrow], client: str, server: str) -> str:
         f'<svg class="ladder" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img"'
         f' aria-label="ladder diagram: {escape(client)} and {escape(server)}">',
         f'<text class="end" x="{CLIENT_X}" y="14">{escape(" ".join(("client", client)).strip())}</text>',
-        f'<text class="end" x="{SERVER_X}" y="14">{escape(" ".join(("server", server)).strip())}</text>',
+        f'<text class="end r" x="{WIDTH - 2}" y="14">{escape(" ".join(("server", server)).strip())}</text>',
         f'<line class="life" x1="{CLIENT_X}" y1="22" x2="{CLIENT_X}" y2="{height}"/>',
         f'<line class="life" x1="{SERVER_X}" y1="22" x2="{SERVER_X}" y2="{height}"/>',
     ]

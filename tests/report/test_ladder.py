@@ -53,7 +53,7 @@ def test_an_unanswered_syn_is_drawn_dropped(tmp_path):
     syn = tcp(CLIENT, SERVER, SYN, C_ISN, 0)
     rows = arrows(conn_of(tmp_path, [syn, syn]))
     assert [r.kind for r in rows] == ["dropped", "dropped"]
-    assert rows[1].label == "[TCP Retransmission] [SYN] Seq=0 (dropped: never answered)"
+    assert rows[1].label == "[TCP Retransmission] [SYN] Seq=0 (never answered)"
     assert svg(rows, "c", "s").count("\u2715") == 2  # each stops short of the server, crossed out
 
 
