@@ -17,7 +17,7 @@ have ssh || need+=(openssh-client)
 have socat || need+=(socat)
 have ncat || need+=(ncat)
 have iperf3 || need+=(iperf3)
-have chromium || need+=(chromium)
+have chromium || need+=(chromium fonts-liberation)  # its fonts are only recommended
 if [ "${#need[@]}" -eq 0 ]; then
     echo "ci: host tools present (tcpdump, ss, cc, ssh, socat, ncat, iperf3, chromium)"
     exit 0
