@@ -22,10 +22,11 @@ venv: $(STAMP) ## Create .venv and install echolab with its development tools
 cli = $(if $(filter command line,$(origin $(1))),$(2) '$(subst ','\'',$($(1)))')
 
 # Your own programs: SERVER_CMD='./server --port {port}' and/or CLIENT_CMD='./client {host} {port}'.
-under_test = $(call cli,SERVER_CMD,--server-cmd) $(call cli,CLIENT_CMD,--client-cmd)
+# REPORT=DIR writes the HTML report (DIR/index.html, with every test's pcaps).
+under_test = $(call cli,SERVER_CMD,--server-cmd) $(call cli,CLIENT_CMD,--client-cmd) $(call cli,REPORT,--report)
 
 .PHONY: check
-check: $(STAMP) ## The main job: the server and client suites, locally, with a verdict (SERVER_CMD=, CLIENT_CMD=)
+check: $(STAMP) ## The main job: the server and client suites, locally, with a verdict (SERVER_CMD=, CLIENT_CMD=, REPORT=)
 	$(BIN)/pytest tests/behaviour tests/client -n auto $(under_test) $(PYTEST_ARGS)
 
 # make test asks for the docker backend where an engine answers, and always in CI (CI=true), where

@@ -5,6 +5,7 @@
 #   gcc            --impl c, and the bench's load generator
 #   openssh-client the ssh backend against its stand-in Pi
 #   socat ncat iperf3   what `make bench` compares the echo servers with
+#   chromium       the browser tests/report opens the HTML report in (driven by Playwright)
 set -euo pipefail
 
 need=()
@@ -16,8 +17,9 @@ have ssh || need+=(openssh-client)
 have socat || need+=(socat)
 have ncat || need+=(ncat)
 have iperf3 || need+=(iperf3)
+have chromium || need+=(chromium fonts-liberation)  # its fonts are only recommended
 if [ "${#need[@]}" -eq 0 ]; then
-    echo "ci: host tools present (tcpdump, ss, cc, ssh, socat, ncat, iperf3)"
+    echo "ci: host tools present (tcpdump, ss, cc, ssh, socat, ncat, iperf3, chromium)"
     exit 0
 fi
 echo "ci: installing ${need[*]} from Debian's archive"

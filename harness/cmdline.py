@@ -12,6 +12,7 @@ from harness.backends import REGISTRY, backend_class
 from harness.command import CLIENT_EXAMPLE, EXAMPLE, ClientCommand, ServerCommand
 from harness.errors import ConfigError
 from harness.options import IMPLS, MODES, Options
+from harness.report.files import read_weights, writable_dir, writable_file
 
 OPTIONS = pytest.StashKey[Options]()
 
@@ -106,6 +107,26 @@ def add_options(parser: pytest.Parser) -> None:
         "--ssh-config", default=None, metavar="FILE", help="ssh: use this ssh_config instead of ~/.ssh/config"
     )
     group.addoption(
+        "--report",
+        default=None,
+        metavar="DIR",
+        help="write an HTML report (DIR/index.html: the verdict, each test's evidence, a ladder diagram "
+        "of every captured connection) with every test's pcaps beside it",
+    )
+    group.addoption(
+        "--results-json",
+        default=None,
+        metavar="FILE",
+        help="write the verdict as a grader's results.json (Gradescope's format): one entry per behaviour",
+    )
+    group.addoption(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help='points per behaviour for --results-json, a TOML table: "echo fidelity" = 40 '
+        "(default 1 point each; a behaviour the file leaves out counts 0)",
+    )
+    group.addoption(
         "--ready-timeout",
         type=float,
         default=10.0,
@@ -151,6 +172,9 @@ def _read_options(config: pytest.Config) -> Options:
         ssh_port=config.getoption("--ssh-port"),
         ssh_client_host=config.getoption("--ssh-client-host"),
         ssh_config=config.getoption("--ssh-config"),
+        report=writable_dir(config.getoption("--report"), "--report"),
+        results_json=writable_file(config.getoption("--results-json"), "--results-json"),
+        weights=read_weights(Path(weights)) if (weights := config.getoption("--weights")) is not None else None,
     )
 
 

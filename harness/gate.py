@@ -35,6 +35,14 @@ PROVIDES = {
     "client: sends lines": "a client that sends each line whole",
     "client: prints replies": "a client that prints each reply",
 }
+#: Every behaviour the suites judge (their ``behaviour`` markers; tests/unit/test_report.py checks
+#: the list against them), for what names them before collection: a grader's --weights.
+BEHAVIOURS = (
+    *PROVIDES,
+    "client: ends on EOF",
+    "client: server closes",
+    "client: refused",
+)
 PREFIX = "echolab-run-"
 #: user properties of a behaviour test: set at collection
 BEHAVIOUR = "behaviour"  # the behaviour it judges

@@ -37,6 +37,10 @@ class Options:
     ssh_client_host: str | None = None
     #: ssh: an ssh_config file to use instead of ~/.ssh/config (ssh -F).
     ssh_config: str | None = None
+    #: Reports: the HTML page's directory, the grader's results.json and its points per behaviour.
+    report: Path | None = None
+    results_json: Path | None = None
+    weights: dict[str, float] | None = None
 
     def check(self) -> None:
         """ConfigError for options that cannot work together, found before anything runs."""
@@ -51,3 +55,5 @@ class Options:
             raise ConfigError("--backend ssh needs --ssh-host, the Pi's name (make pi-test HOST=raspberrypi.local)")
         if self.ssh_config is not None and not Path(self.ssh_config).expanduser().is_file():
             raise ConfigError(f"--ssh-config {self.ssh_config}: no such file")
+        if self.weights is not None and self.results_json is None:
+            raise ConfigError("--weights gives points for --results-json: name the results file too")

@@ -31,6 +31,7 @@ from harness.gate import (
     transitive,
 )
 from harness.options import Options
+from harness.report.hooks import Reports
 from harness.verdict import Reporter, notes, subject
 from harness.wire.tap import WIRE
 
@@ -49,6 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "serves(mode): only for servers that serve clients this way")
     config.addinivalue_line("markers", "judges(program): what the test judges, server (the default) or client")
     config.addinivalue_line("markers", "backlogs(*n): run with each listen backlog (or the server's own)")
+    config.addinivalue_line(
+        "markers", "lab_ladder(length): the HTML report shows the lab's Wireshark packets beside this test's ladder"
+    )
     # The command log (harness/backends/base.py) is captured with every test: a failing test's
     # report shows the commands the harness ran for it. pytest's --log-level still rules if given.
     if config.getoption("log_level") is None:
@@ -65,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:  # the process that prints
         labels = [target.label for target in targets(options)]
         config.pluginmanager.register(Reporter(subject(options, labels), notes(options)), "echolab-verdict")
+    if options.report is not None or options.results_json is not None or config.option.xmlpath:
+        config.pluginmanager.register(Reports(options, controller=workerinput is None), "echolab-reports")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -100,14 +100,7 @@ def packet_table(segments: Sequence[Segment], server_port: int | None = None, *,
     conns, owners = split(segs, server_port) if server_port is not None else ([], [-1] * len(segs))
     isns = [(conn.client, conn.client_isn, conn.server_isn) for conn in conns]
     groups = _groups(segs, owners)
-    directions: dict[tuple[int, Endpoint], _Direction] = {}
-    marks = []
-    for seg, group in zip(segs, groups):
-        direction = directions.get((group, seg.src))
-        # Without a server port, a SYN with another ISN is a new connection on the same ports.
-        if direction is None or (seg.flags & SYN and direction.syn not in (None, seg.seq)):
-            direction = directions[group, seg.src] = _Direction()
-        marks.append(direction.mark(seg))
+    marks = _marks(segs, groups)
     kept = _kept_rows(segs, groups, marks) if fold and len(segs) > FOLD_ROWS else None
 
     scale: dict[Endpoint, int] = {}
@@ -144,6 +137,34 @@ def packet_table(segments: Sequence[Segment], server_port: int | None = None, *,
     if run:
         lines.append(_fold_line(run, run_bytes))
     return "\n".join(lines)
+
+
+def analysis(segments: Sequence[Segment], server_port: int | None = None) -> tuple[list[str], list[bool] | None]:
+    """Per segment, Wireshark's mark (``[TCP Retransmission] ``, ``[TCP Dup ACK] `` or nothing), and
+    which rows a folded table keeps (None: the table is short enough to show whole); the packet
+    table's own reading, for other renderings of the same capture (the HTML report's ladder)."""
+    segs = list(segments)
+    owners = split(segs, server_port)[1] if server_port is not None else [-1] * len(segs)
+    groups = _groups(segs, owners)
+    marks = _marks(segs, groups)
+    return marks, _kept_rows(segs, groups, marks) if len(segs) > FOLD_ROWS else None
+
+
+def fold_line(rows: int, payload: int) -> str:
+    """What stands for ``rows`` folded rows carrying ``payload`` bytes."""
+    return _fold_line(rows, payload)
+
+
+def _marks(segs: Sequence[Segment], groups: Sequence[int]) -> list[str]:
+    directions: dict[tuple[int, Endpoint], _Direction] = {}
+    marks = []
+    for seg, group in zip(segs, groups):
+        direction = directions.get((group, seg.src))
+        # Without a server port, a SYN with another ISN is a new connection on the same ports.
+        if direction is None or (seg.flags & SYN and direction.syn not in (None, seg.seq)):
+            direction = directions[group, seg.src] = _Direction()
+        marks.append(direction.mark(seg))
+    return marks
 
 
 def _groups(segments: Sequence[Segment], owners: Sequence[int]) -> list[int]:

@@ -30,6 +30,7 @@ def test_packet_capture_works_here(wire, server_host, client_host, backend):
 
 
 @pytest.mark.needs("echo fidelity", "half-close")  # the lab's exchange is an echo, then FIN for FIN
+@pytest.mark.lab_ladder(5)  # the HTML report draws the lab's packets beside this capture
 def test_lab_exchange_matches_the_wireshark_capture_packet_for_packet(client_host, echo_server):
     # The lab: connect, send "Hello", read the echo, close. Packets 11-13, 18-21, 26-28 in its capture.
     capture = captured(echo_server.capture)
