@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import backend_class
+from harness.backends import backend_class, local
 from harness.cmdline import OPTIONS, add_options, parse_options, targets
 from harness.errors import BackendUnavailableError, ConfigError, EcholabError, ServerStartError
 from harness.evidence import evidence_of
@@ -82,6 +82,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Shared slow work (image builds) once, in the controlling process, with visible progress. A
     backend the user named that cannot be used ends the run here, in one line, before any test."""
     config = session.config
+    options = config.stash[OPTIONS]
+    if "local" in options.backends and (hasattr(config, "workerinput") or not _distributed(config)):
+        # Where tests run: this machine's agent and tcpdump start while pytest collects.
+        local.warm_up(capture=options.wire)
     if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -90,12 +94,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if reporter is not None:
             reporter.write_line(f"echolab: {line}")
 
-    options = config.stash[OPTIONS]
     for name in options.backends:
         try:
             backend_class(name).prepare(options, say)
         except (BackendUnavailableError, ConfigError) as exc:
             raise pytest.UsageError(f"--backend {name} cannot be used: {exc}") from None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    local.discard_warm()  # if no local test ran, nothing adopted it
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """Whether this process hands the tests to xdist workers instead of running them."""
+    return bool(getattr(config.option, "numprocesses", None)) and getattr(config.option, "dist", "") != "no"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
