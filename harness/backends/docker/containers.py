@@ -121,9 +121,12 @@ class ContainerFactory:
             raise start_error(role, image, exc, idle) from None
         return container.get_wrapped_container()
 
-    def _remove_container(self, name: str) -> None:
+    def remove(self, name: str) -> None:
+        """Remove a container (by name or id) with its volumes, whether it runs or not; gone already is fine."""
         with contextlib.suppress(docker.errors.NotFound):  # removed already, or never made
             self.api.remove_container(name, force=True, v=True)
+
+    _remove_container = remove
 
     def _remove_network(self, name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
