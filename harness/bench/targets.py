@@ -130,15 +130,19 @@ def evaluate(figs: Figures, conns: tuple[int, ...]) -> list[Target]:
     targets.append(
         _verdict(f"memory python-concurrent at {max(conns)} conns: < 30 MB RSS", [("MB", rss, 30.0, _at_most)])
     )
-    targets.append(
-        _verdict(
-            "harness: docker suite <= 1.3x the local suite",
-            [
-                ("--wire on", _ratio(figs, "harness", "suite wall time", "docker --wire on"), 1.3, _at_most),
-                ("--wire off", _ratio(figs, "harness", "suite wall time", "docker --wire off"), 1.3, _at_most),
-            ],
-        )
+    docker_suite = _verdict(
+        "harness: docker suite <= 1.3x the local suite",
+        [
+            ("--wire on", _ratio(figs, "harness", "suite wall time", "docker --wire on"), 1.3, _at_most),
+            ("--wire off", _ratio(figs, "harness", "suite wall time", "docker --wire off"), 1.3, _at_most),
+        ],
     )
+    if docker_suite.status == "missed":
+        docker_suite.why = (
+            "per test docker now costs what local does (probes and starts through the agent); per worker it "
+            "creates a network and two containers (~0.8 s) and removes them (~0.4 s), against a suite of 4-9 s"
+        )
+    targets.append(docker_suite)
     targets.append(
         _verdict(
             "harness: ssh suite (stand-in Pi) <= 1.5x the local suite, capture on",
