@@ -11,6 +11,8 @@ import pytest
 from harness.backends import REGISTRY, backend_class
 from harness.command import CLIENT_EXAMPLE, EXAMPLE, ClientCommand, ServerCommand
 from harness.errors import ConfigError
+from harness.net.conditions import EXAMPLE as NET_EXAMPLE
+from harness.net.conditions import Conditions
 from harness.options import IMPLS, MODES, Options
 
 OPTIONS = pytest.StashKey[Options]()
@@ -106,6 +108,13 @@ def add_options(parser: pytest.Parser) -> None:
         "--ssh-config", default=None, metavar="FILE", help="ssh: use this ssh_config instead of ~/.ssh/config"
     )
     group.addoption(
+        "--net",
+        default=None,
+        metavar="CONDITIONS",
+        help="impair the link between client and server hosts for the whole run (docker): "
+        f"loss=P%%, rate=Nmbit|Nkbit, mtu=N, and where the kernel has netem delay=Nms, reorder=P%%; e.g. {NET_EXAMPLE}",
+    )
+    group.addoption(
         "--ready-timeout",
         type=float,
         default=10.0,
@@ -151,6 +160,7 @@ def _read_options(config: pytest.Config) -> Options:
         ssh_port=config.getoption("--ssh-port"),
         ssh_client_host=config.getoption("--ssh-client-host"),
         ssh_config=config.getoption("--ssh-config"),
+        net=Conditions.parse(net) if (net := config.getoption("--net")) is not None else None,
     )
 
 

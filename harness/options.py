@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness.command import CLIENT_EXAMPLE, EXAMPLE, ClientCommand, ServerCommand
 from harness.errors import ConfigError
+from harness.net.conditions import Conditions
 
 IMPLS = ("python", "c")
 MODES = ("iterative", "concurrent")
@@ -37,6 +38,8 @@ class Options:
     ssh_client_host: str | None = None
     #: ssh: an ssh_config file to use instead of ~/.ssh/config (ssh -F).
     ssh_config: str | None = None
+    #: --net: what to do to the link between the client host and the server host for the whole run.
+    net: Conditions | None = None
 
     def check(self) -> None:
         """ConfigError for options that cannot work together, found before anything runs."""

@@ -30,6 +30,8 @@ from harness.gate import (
     props_of,
     transitive,
 )
+from harness.net.preflight import refuse, try_on
+from harness.net.tally import Tally
 from harness.options import Options
 from harness.verdict import Reporter, notes, subject
 from harness.wire.tap import WIRE
@@ -65,6 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:  # the process that prints
         labels = [target.label for target in targets(options)]
         config.pluginmanager.register(Reporter(subject(options, labels), notes(options)), "echolab-verdict")
+        if options.net is not None:
+            config.pluginmanager.register(Tally(options.net), "echolab-net-tally")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -87,9 +91,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     options = config.stash[OPTIONS]
     for name in options.backends:
         try:
+            refuse(name, options)  # --net where the backend cannot take it at all
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        try:
             backend_class(name).prepare(options, say)
         except (BackendUnavailableError, ConfigError) as exc:
             raise pytest.UsageError(f"--backend {name} cannot be used: {exc}") from None
+        try:
+            try_on(name, options, say)  # --net's commands, tried once where they would run
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

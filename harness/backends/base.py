@@ -33,6 +33,8 @@ class Host(ABC):
     address: str = "127.0.0.1"
     #: A short name for messages ("local", "server container", "pi@raspberrypi.local").
     label: str = "host"
+    #: Given to every probe run here, e.g. a lossy link's patience (harness/net: ``idle_floor``).
+    probe_params: dict[str, Any] = {}  # noqa: RUF012 - replaced whole, never mutated
 
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
         """Start a long-running program; its output is collected."""
@@ -99,14 +101,14 @@ class Host(ABC):
 
     def probe(self, op: str, **params: Any) -> dict[str, Any]:
         """Run one socket probe on this host (see harness/remote/probe.py) and return its result."""
-        request = json.dumps({"op": op, **params}).encode()
+        request = json.dumps({"op": op, **self.probe_params, **params}).encode()
         done = self.run(self.remote_argv("probe"), input=request, timeout=120.0)
         lines = done.stdout.decode("utf-8", "replace").splitlines()
         return self._probe_result(op, lines, f"status {done.returncode}: {done.stderr.decode()[-500:]}")
 
     def start_probe(self, op: str, **params: Any) -> Process:
         """Start a probe that reports as it goes (e.g. a held backlog probe); ``finish_probe`` reads it."""
-        return self.spawn([*self.remote_argv("probe"), json.dumps({"op": op, **params})])
+        return self.spawn([*self.remote_argv("probe"), json.dumps({"op": op, **self.probe_params, **params})])
 
     def finish_probe(self, op: str, process: Process, timeout: float = 60.0) -> dict[str, Any]:
         status = process.wait(timeout)

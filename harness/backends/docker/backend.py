@@ -20,6 +20,7 @@ from harness.backends.docker import labels as dockerlabels
 from harness.backends.docker.containers import ContainerFactory, connect, start_error
 from harness.backends.docker.host import DockerHost
 from harness.errors import ConfigError
+from harness.net.docker import Link
 from harness.options import Options
 
 
@@ -36,6 +37,8 @@ class DockerBackend(Backend):
         self._factory = factory
         self._spares = 0
         self._sidecars: dict[str, DockerHost] = {}
+        #: The link between the two containers: --net's conditions, and faults (tests/faults).
+        self.link: Link
         for host in (server_host, client_host):
             host.capture_host = functools.partial(self._capture_sidecar, host)
 
@@ -76,7 +79,12 @@ class DockerBackend(Backend):
             client_host = _host(factory, stack, "client", user_client or tags["client"], idle=bool(user_client))
             if user_client:
                 client_host.install_remote()
-            return cls(server, client_host, resources=stack.pop_all(), factory=factory)
+            link = Link(factory, stack, server, client_host)
+            if options.net is not None:
+                link.impose(options.net)
+            backend = cls(server, client_host, resources=stack.pop_all(), factory=factory)
+            backend.link = link
+            return backend
         raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow errors
 
     @contextlib.contextmanager
