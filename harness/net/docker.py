@@ -5,8 +5,9 @@ namespace of the server's or the client's container (``network_mode=container:<i
 program under test never gets NET_ADMIN, and nothing outside the lab's two containers is touched.
 Loss drops at random what reaches each container on eth0 (iptables ``statistic``): each
 direction loses its share in flight, and the server-side capture still shows every segment sent
-(tcpdump sees one on the way in before INPUT drops it). MTU, rate and delay are set on both
-containers' eth0 (rate and delay on each one's way out).
+(tcpdump sees one on the way in before INPUT drops it). The MTU is set on both containers' eth0;
+rate and delay shape what the server's container sends (its eth0's way out, as ``tc`` shapes an
+interface): replies come slower than requests, as from a Pi on a slow uplink.
 Everything applied is taken off when the backend closes, and goes with the containers anyway.
 """
 
@@ -34,25 +35,33 @@ class Link:
     """The link between one docker backend's server and client containers."""
 
     def __init__(self, factory: Any, stack: ExitStack, server: DockerHost, client: DockerHost) -> None:
+        """``stack`` (the backend's) closes the link before the containers go: its rules are
+        taken off, then its helpers removed, also those started later, lazily (a fault test's)."""
         self._factory = factory
-        self._stack = stack
+        self._helper_stack = ExitStack()
         self.server, self.client = server, client
         self._helpers: dict[str, DockerHost] = {}
         self._undo: list[tuple[DockerHost, list[str]]] = []
         self.conditions: Conditions | None = None
-        stack.callback(self.clear)  # before the helpers go (an ExitStack unwinds last in, first out)
+        stack.callback(self.close)
+
+    def close(self) -> None:
+        try:
+            self.clear()
+        finally:
+            self._helpers.clear()
+            self._helper_stack.close()
 
     def helper(self, host: DockerHost) -> DockerHost:
         """A container with NET_ADMIN in ``host``'s network namespace, started once."""
         if host.container_id not in self._helpers:
             role = f"net-{host.name.rsplit('-', 1)[-1]}"
             container = self._factory.start(
-                self._stack, role, self._factory.net_image, netns=host, cap_add=["NET_ADMIN"]
+                self._helper_stack, role, self._factory.net_image, netns=host, cap_add=["NET_ADMIN"]
             )
             helper = DockerHost(self._factory.api, container, None, f"{role} helper")
             helper.address = host.address
             self._helpers[host.container_id] = helper
-            self._stack.callback(self._helpers.pop, host.container_id, None)
         return self._helpers[host.container_id]
 
     def impose(self, conditions: Conditions) -> None:
@@ -82,9 +91,10 @@ class Link:
                 self._undo.append((helper, ["ip", "link", "set", "dev", DEV, "mtu", before]))
             for command in conditions.link_commands(DEV):
                 self._run(helper, command)
-            if conditions.egress_commands(DEV):
+            shaped = conditions.egress_commands(DEV) if host is self.server else []
+            if shaped:
                 self._undo.append((helper, ["tc", "qdisc", "del", "dev", DEV, "root"]))
-            for command in conditions.egress_commands(DEV):
+            for command in shaped:
                 self._run(helper, command)
             for rule in conditions.loss_rules(DEV):
                 self._add_rule(helper, rule)
