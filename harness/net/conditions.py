@@ -24,10 +24,10 @@ class Conditions:
     """What the link does: each None is left alone. ``text`` is how the user wrote it."""
 
     text: str
-    loss: float | None = None  # percent of packets dropped, each way
-    rate_kbit: int | None = None  # each way
-    mtu: int | None = None
-    delay_ms: float | None = None  # each way
+    loss: float | None = None  # percent of TCP segments dropped, each way
+    rate_kbit: int | None = None  # what the server host sends
+    mtu: int | None = None  # both hosts
+    delay_ms: float | None = None  # what the server host sends
     reorder: float | None = None  # percent of packets sent ahead of the others (needs delay)
 
     @classmethod
@@ -67,7 +67,9 @@ class Conditions:
         return next(part for part in self.text.split(",") if part.split("=")[0] == key)
 
     def egress_commands(self, dev: str = "eth0") -> list[list[str]]:
-        """tc commands for one host's way out: netem (delay, reorder) at the root, tbf (rate) below it."""
+        """tc commands for the server host's way out: netem (delay, reorder) at the root, tbf (rate)
+        below it. Only that way: requests arrive at full speed and replies leave slowly, so a
+        server's send buffer fills and its send() comes back short (a fast reader never lets it)."""
         commands = []
         parent = ["root"]
         if self.delay_ms is not None:
@@ -77,9 +79,10 @@ class Conditions:
             commands.append(["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", *netem])
             parent = ["parent", "1:"]
         if self.rate_kbit is not None:
-            # A bucket of 10 ms at the rate and at least two full frames; packets waiting longer
-            # than 400 ms are dropped (so a rate limit also causes loss: TCP-FACTS).
-            burst = max(self.rate_kbit * 10 // 8, 2 * 1600)  # bytes
+            # A bucket of one frame (or 1 ms at the rate, if more): frames leave one at a time at
+            # the rate, as on a slow link, not two back to back. Packets waiting longer than
+            # 400 ms are dropped (so a rate limit also causes loss: TCP-FACTS).
+            burst = max(self.rate_kbit // 8, (self.mtu or 1500) + 100)  # bytes
             tbf = ["tbf", "rate", f"{self.rate_kbit}kbit", "burst", f"{burst}b", "latency", "400ms"]
             commands.append(["tc", "qdisc", "add", "dev", dev, *parent, "handle", "2:", *tbf])
         return commands
