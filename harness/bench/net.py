@@ -23,7 +23,7 @@ MIB = 1 << 20
 
 def declare(figs: Figures, conditions: tuple[str, ...], skipped: str | None, suite_skipped: str | None) -> None:
     for subject in (CLEAN, *conditions):
-        figs.add(Figure("harness", ECHO, subject, "s", "lower", reference=CLEAN, skipped=skipped))
+        figs.add(Figure("harness", ECHO, subject, "ms", "lower", reference=CLEAN, skipped=skipped))
         figs.add(Figure("harness", RATE, subject, "MB/s", "higher", reference=CLEAN, skipped=skipped))
     for subject in (CLEAN, SUITE_LOSS):
         skip = skipped or suite_skipped
@@ -42,11 +42,11 @@ def measure(figs: Figures, root: Path, rounds: int, say: Say) -> None:
             fig.error = rates[subject].error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
             say(f"harness: 1 MiB echo under {subject}: {fig.error}")
             continue
-        fig.samples += seconds
+        fig.samples += [1000 * s for s in seconds]
         rates[subject].samples += [MIB / 1e6 / s for s in seconds]
         fig.extra.update(retransmissions=sum(resent))
         fig.note = f"{sum(resent)} retransmission(s) in {len(resent)} echo(es)"
-        say(f"harness: 1 MiB echo under {subject}: {fig.value:.2f} s, {rates[subject].value:.1f} MB/s, {fig.note}")
+        say(f"harness: 1 MiB echo under {subject}: {fig.value:.0f} ms, {rates[subject].value:.1f} MB/s, {fig.note}")
     for f in [f for f in figs.items if f.metric == SUITE and not f.skipped]:
         from harness.bench.suite import SUITE_TIMEOUT, run_suite
 

@@ -109,3 +109,12 @@ def test_ctrl_c_under_net_leaves_no_helper_or_container():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_faults_run_leaves_no_helper_behind():
+    # The faults suite starts its helpers lazily, mid-run: they go with the run like the rest.
+    run = run_pytest([str(ROOT / "tests" / "faults"), "--backend", "docker", "-k", "does_not_heal"])
+    assert run.status == 0, str(run)
+    started = next(line for line in run.report.splitlines() if "docker run id " in line)
+    run_id = started.split("docker run id ")[1].split(":")[0]
+    assert docker_ps(f"label=org.echolab.run={run_id}") == [], f"containers of run {run_id} outlived it"
