@@ -35,6 +35,13 @@ def measure(figs: Figures, root: Path, rounds: int, say: Say) -> None:
     echo per round (written and read at once), the retransmissions its capture shows."""
     echoes = {f.subject: f for f in figs.items if f.metric == ECHO and not f.skipped}
     rates = {f.subject: f for f in figs.items if f.metric == RATE}
+    if echoes:
+        try:
+            _own_run(root, say)
+        except Exception as exc:  # no daemon, an image that cannot be built
+            for subject, fig in echoes.items():
+                fig.error = rates[subject].error = f"{type(exc).__name__}: {str(exc)[:160]}"
+            echoes = {}
     for subject, fig in echoes.items():
         try:
             seconds, resent = _echoes(root, None if subject == CLEAN else Conditions.parse(subject), rounds)
@@ -60,6 +67,17 @@ def measure(figs: Figures, root: Path, rounds: int, say: Say) -> None:
         if run.status != 0:
             f.error = f"the suite did not pass (exit {run.status}): {run.summary}"
         say(f"harness: {f.metric} {f.subject}: {run.seconds:.1f} s ({run.summary})")
+
+
+def _own_run(root: Path, say: Say) -> None:
+    """A docker run id of this process's own (and the images): the bench may run inside a pytest
+    worker (the smoke test), whose run id and worker name it inherits, and containers named after
+    them would collide with that worker's own, and be removed with them."""
+    from harness.backends.docker.backend import DockerBackend
+    from harness.options import Options
+
+    DockerBackend.prepare(Options(backends=("docker",), rootdir=root), lambda line: None)
+    say("harness: the --net figures run under a docker run id of their own")
 
 
 def _echoes(root: Path, conditions: Conditions | None, rounds: int) -> tuple[list[float], list[int]]:
