@@ -33,10 +33,15 @@ check: $(STAMP) ## The main job: the server and client suites, locally, with a v
 # a missing engine then stops the run in one line instead of being left out.
 DOCKER_BACKEND = $(shell { [ -n "$$CI" ] || docker info >/dev/null 2>&1; } && echo ,docker)
 
+# What make test's second docker run puts on the link between the containers (README: --net).
+TEST_NET ?= loss=5%,mtu=576
+NET_RUN = $(BIN)/pytest tests/behaviour tests/client -n auto --backend docker --impl python,c --net '$(TEST_NET)' $(PYTEST_ARGS)
+
 .PHONY: test
-test: lint ## Everything: lint, unit tests, harness self-tests, behaviour suite on every backend here
+test: lint ## Everything: lint, unit tests, harness self-tests, behaviour suite on every backend here, and again on docker under --net
 	$(if $(DOCKER_BACKEND),,@echo "make test: no Docker engine answers here: the docker backend is left out (CI=true makes it required)")
 	$(BIN)/pytest -n auto --backend local$(DOCKER_BACKEND) --impl python,c $(PYTEST_ARGS)
+	$(if $(DOCKER_BACKEND),$(NET_RUN))
 
 IMPL ?= python
 JUNIT ?= reports/pi-test.xml

@@ -111,6 +111,11 @@ def wire_problem(capture: Capture | NoCapture | None, client_port: int | None, *
     return problem
 
 
+#: A connect on a lossy link (--net): SYN sent at 0, 1, 2 and 3 s (Linux 6.5+'s linear backoffs),
+#: so a loss of 5% each way leaves about one connect in 10,000 timing out for want of luck.
+LOSSY_CONNECT = {"syn_tries": 3, "connect_timeout": 3.5}
+
+
 @dataclass(frozen=True)
 class BacklogObservation:
     """A filled accept queue seen from both ends: the client's probe and the server's kernel."""
@@ -132,10 +137,14 @@ class BacklogObservation:
         )
 
 
-def fill_backlog(client: Host, server_host: Host, server: RunningServer, limit: int) -> BacklogObservation:
+def fill_backlog(
+    client: Host, server_host: Host, server: RunningServer, limit: int, lossy: bool = False
+) -> BacklogObservation:
     """Occupy the server with one client, queue connections until one fails, read the server's
-    kernel while the queue is full, then let the queue drain (see harness/remote/probe.py op_backlog)."""
-    process = client.start_probe("backlog", host=server.address, port=server.port, limit=limit, hold=30.0)
+    kernel while the queue is full, then let the queue drain (see harness/remote/probe.py op_backlog).
+    ``lossy`` (--net): each connect tries its SYN four times, so only a full queue times it out."""
+    patience = LOSSY_CONNECT if lossy else {}
+    process = client.start_probe("backlog", host=server.address, port=server.port, limit=limit, hold=30.0, **patience)
 
     def filled() -> bool:
         if process.poll() is not None:
@@ -143,7 +152,7 @@ def fill_backlog(client: Host, server_host: Host, server: RunningServer, limit: 
         return any('"filled"' in line for line in process.output())
 
     try:
-        until(filled, timeout=limit * 1.0 + 30, what="the backlog probe reporting a full queue")
+        until(filled, timeout=limit * (4.0 if lossy else 1.0) + 30, what="the backlog probe reporting a full queue")
     except WaitTimeoutError:
         process.kill()
         raise HarnessError(f"the backlog probe never reported a full queue: {process.output()[-5:]}") from None

@@ -11,6 +11,8 @@ import pytest
 from harness.backends import REGISTRY, backend_class
 from harness.command import CLIENT_EXAMPLE, EXAMPLE, ClientCommand, ServerCommand
 from harness.errors import ConfigError
+from harness.net.conditions import EXAMPLE as NET_EXAMPLE
+from harness.net.conditions import Conditions
 from harness.options import IMPLS, MODES, Options
 from harness.report.files import read_weights, writable_dir, writable_file
 
@@ -127,6 +129,13 @@ def add_options(parser: pytest.Parser) -> None:
         "(default 1 point each; a behaviour the file leaves out counts 0)",
     )
     group.addoption(
+        "--net",
+        default=None,
+        metavar="CONDITIONS",
+        help="impair the link between client and server hosts for the whole run (docker): "
+        f"loss=P%%, rate=Nmbit|Nkbit, mtu=N, and where the kernel has netem delay=Nms, reorder=P%%; e.g. {NET_EXAMPLE}",
+    )
+    group.addoption(
         "--ready-timeout",
         type=float,
         default=10.0,
@@ -175,6 +184,7 @@ def _read_options(config: pytest.Config) -> Options:
         report=writable_dir(config.getoption("--report"), "--report"),
         results_json=writable_file(config.getoption("--results-json"), "--results-json"),
         weights=read_weights(Path(weights)) if (weights := config.getoption("--weights")) is not None else None,
+        net=Conditions.parse(net) if (net := config.getoption("--net")) is not None else None,
     )
 
 

@@ -19,6 +19,8 @@ from harness.cmdline import OPTIONS, Target, in_ci
 from harness.command import LAB_ADDRESS
 from harness.errors import BackendUnavailableError, ServerStartError
 from harness.gate import BOARD, SERVER_START, STARTED_NOTHING, NotJudged, needs_text
+from harness.net.conditions import Conditions
+from harness.net.tally import RETRANSMISSIONS, count
 from harness.options import Options
 from harness.server import RunningServer, ServerSpec, start_server
 from harness.wire.tap import WIRE, Wire
@@ -119,6 +121,8 @@ def wire(request: pytest.FixtureRequest, backend: Backend, echolab_options: Opti
         yield tap
     finally:
         tap.stop()
+        if echolab_options.net is not None:
+            request.node.user_properties.append((RETRANSMISSIONS, count(tap)))
         if echolab_options.keep_pcaps is not None:
             tap.keep(echolab_options.keep_pcaps, request.node.nodeid.split("::")[-1])
     lost = tap.lost()
@@ -173,6 +177,12 @@ def start_server_on(
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def net_conditions(echolab_options: Options) -> Conditions | None:
+    """The run's --net conditions on the link between client and server hosts; None: a clean link."""
+    return echolab_options.net
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness.command import CLIENT_EXAMPLE, EXAMPLE, ClientCommand, ServerCommand
 from harness.errors import ConfigError
+from harness.net.conditions import Conditions
 
 IMPLS = ("python", "c")
 MODES = ("iterative", "concurrent")
@@ -41,6 +42,8 @@ class Options:
     report: Path | None = None
     results_json: Path | None = None
     weights: dict[str, float] | None = None
+    #: --net: what to do to the link between the client host and the server host for the whole run.
+    net: Conditions | None = None
 
     def check(self) -> None:
         """ConfigError for options that cannot work together, found before anything runs."""

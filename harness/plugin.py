@@ -30,6 +30,8 @@ from harness.gate import (
     props_of,
     transitive,
 )
+from harness.net.preflight import refuse, try_on
+from harness.net.tally import Tally
 from harness.options import Options
 from harness.report.hooks import Reports
 from harness.verdict import Reporter, notes, subject
@@ -69,6 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:  # the process that prints
         labels = [target.label for target in targets(options)]
         config.pluginmanager.register(Reporter(subject(options, labels), notes(options)), "echolab-verdict")
+        if options.net is not None:
+            config.pluginmanager.register(Tally(options.net), "echolab-net-tally")
     if options.report is not None or options.results_json is not None or config.option.xmlpath:
         config.pluginmanager.register(Reports(options, controller=workerinput is None), "echolab-reports")
 
@@ -96,9 +100,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     for name in options.backends:
         try:
+            refuse(name, options)  # --net where the backend cannot take it at all
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        try:
             backend_class(name).prepare(options, say)
         except (BackendUnavailableError, ConfigError) as exc:
             raise pytest.UsageError(f"--backend {name} cannot be used: {exc}") from None
+        try:
+            try_on(name, options, say)  # --net's commands, tried once where they would run
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -39,6 +39,8 @@ class Host(ABC):
     #: it: commands, probes and programs then go through it instead of a new process each.
     agent: AgentLink | None = None
     _capture: SessionCapture | None = None
+    #: Given to every probe run here, e.g. a lossy link's patience (harness/net: ``idle_floor``).
+    probe_params: dict[str, Any] = {}  # noqa: RUF012 - replaced whole, never mutated
 
     def start_agent(self) -> None:  # noqa: B027 - a host without an agent runs a process per request
         """Start the agent where this host can run it; without one, every request is a process."""
@@ -114,18 +116,18 @@ class Host(ABC):
     def probe(self, op: str, **params: Any) -> dict[str, Any]:
         """Run one socket probe on this host (see harness/remote/probe.py) and return its result."""
         if self.agent is not None:
-            result = self.agent.probe({"op": op, **params}, timeout=120.0)
+            result = self.agent.probe({"op": op, **self.probe_params, **params}, timeout=120.0)
             if "probe_error" in result:
                 raise HarnessError(f"probe {op!r} on {self.label} failed: {result['probe_error']}")
             return result
-        request = json.dumps({"op": op, **params}).encode()
+        request = json.dumps({"op": op, **self.probe_params, **params}).encode()
         done = self.run(self.remote_argv("probe"), input=request, timeout=120.0)
         lines = done.stdout.decode("utf-8", "replace").splitlines()
         return self._probe_result(op, lines, f"status {done.returncode}: {done.stderr.decode()[-500:]}")
 
     def start_probe(self, op: str, **params: Any) -> Process:
         """Start a probe that reports as it goes (e.g. a held backlog probe); ``finish_probe`` reads it."""
-        return self.spawn([*self.remote_argv("probe"), json.dumps({"op": op, **params})])
+        return self.spawn([*self.remote_argv("probe"), json.dumps({"op": op, **self.probe_params, **params})])
 
     def finish_probe(self, op: str, process: Process, timeout: float = 60.0) -> dict[str, Any]:
         status = process.wait(timeout)

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from harness.bench import broken, render, report, roundtrip, suite
+from harness.bench import broken, net, render, report, roundtrip, suite
 from harness.bench.load import LoadGenerator
 from harness.bench.measure import RPS_REFERENCE, EchoBench, Generator, Plan, declare
 from harness.bench.model import Figures
@@ -197,6 +197,8 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         render.measure(figs, ROOT, 3, say, {render.PASSING: "--quick: its capture and renders take 5-10 s"})
         broken.declare(figs, broken.QUICK, {"docker": "--quick: local only"})
         broken.measure(figs, ROOT, args.rounds or 1, say)
+        net.declare(figs, net.QUICK, suite.docker_unavailable(), "--quick: the suite runs take minutes")
+        net.measure(figs, ROOT, 1, say)
         return
     suite.measure_local_ready(figs, ("python", "c"), 5, say)
     no_docker = suite.docker_unavailable()
@@ -211,6 +213,8 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
     render.measure(figs, ROOT, 5, say)
     broken.declare(figs, (*broken.DEFECTS, *broken.CORRECT), {"docker": no_docker})
     broken.measure(figs, ROOT, args.rounds or broken.ROUNDS, say)
+    net.declare(figs, net.CONDITIONS, no_docker, None)
+    net.measure(figs, ROOT, args.rounds or 3, say)
 
 
 def _loadavg() -> str:

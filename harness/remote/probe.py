@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import inspect
 import json
 import random
 import select
@@ -275,6 +276,7 @@ def op_backlog(
     serve_timeout: float = 5.0,
     hold: float = 0.0,
     idle: float = IDLE_FLOOR,
+    syn_tries: int = 1,
 ) -> Result:
     """While one client is being served, connect one at a time until a connect fails.
 
@@ -282,6 +284,8 @@ def op_backlog(
     queued connection sends its message at once, so the kernel holds it until the server accepts.
     With ``hold``, the probe prints ``{"filled": n}`` once the queue is full and waits up to that
     many seconds for SIGUSR1, so the harness can read the server's side (ss) meanwhile.
+    ``syn_tries``: SYN retransmissions per connect (TCP_SYNCNT); more on a lossy link, where a lost
+    SYN is not a full queue (give ``connect_timeout`` the time: about one second per try).
     """
     resume = threading.Event()
     if hold:
@@ -306,7 +310,7 @@ def op_backlog(
     for i in range(limit):
         started = time.monotonic()
         try:
-            sock = open_socket(host, port, connect_timeout, syncnt=1, ports=ports)
+            sock = open_socket(host, port, connect_timeout, syncnt=syn_tries, ports=ports)
         except OSError as exc:
             stopped_by = "refused" if isinstance(exc, ConnectionRefusedError) else errno_name(exc)
             break
@@ -425,8 +429,16 @@ OPS: Dict[str, Callable[..., Result]] = {
 
 
 def run(request: Dict[str, Any]) -> Result:
+    """``idle_floor`` and ``timeout_floor``, given to every probe on a host behind a lossy link
+    (retransmission timeouts of 200 ms and more, doubling; a lost SYN costs a second), raise the
+    idle limit of the probes that wait for bytes and the timeout of those that connect."""
     params = dict(request)
     op = OPS[params.pop("op")]
+    accepts = inspect.signature(op).parameters
+    for name, floor in (("idle", params.pop("idle_floor", None)), ("timeout", params.pop("timeout_floor", None))):
+        if floor is not None and name in accepts:
+            default = accepts[name].default
+            params[name] = max(float(floor), float(params.get(name, default)))
     return op(**params)
 
 

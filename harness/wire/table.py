@@ -90,6 +90,24 @@ class _Direction:
         return mark
 
 
+def marks_of(segments: Sequence[Segment], server_port: int | None) -> list[str]:
+    """Wireshark's mark for each segment: ``[TCP Retransmission]``, ``[TCP Dup ACK]`` or nothing."""
+    _, owners = split(segments, server_port) if server_port is not None else ([], [-1] * len(segments))
+    return _marks(segments, _groups(segments, owners))
+
+
+def retransmissions(segments: Sequence[Segment], server_port: int | None) -> int:
+    """How many segments Wireshark would mark ``[TCP Retransmission]``."""
+    return sum(mark == RETRANSMISSION for mark in marks_of(segments, server_port))
+
+
+def originals(conn: Connection) -> Connection:
+    """The connection without the segments Wireshark marks as retransmissions or duplicate ACKs:
+    the exchange as sent once, for comparing a lossy link's capture with a reference ladder."""
+    marks = marks_of(conn.segments, conn.server[1])
+    return Connection(conn.client, conn.server, [seg for seg, mark in zip(conn.segments, marks) if not mark])
+
+
 def packet_table(segments: Sequence[Segment], server_port: int | None = None, *, fold: bool = True) -> str:
     """The capture as Wireshark's packet list: No., Time, Source, Destination, Protocol, Length, Info,
     with sequence numbers relative to each connection's ISNs, the calculated (scaled) window, and

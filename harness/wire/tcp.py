@@ -143,17 +143,25 @@ def split(segments: Iterable[Segment], server_port: int) -> tuple[list[Connectio
 
 
 def handshake_problem(conn: Connection) -> str | None:
-    """SYN from the client; SYN/ACK acknowledging its ISN + 1; the client's ACK of the server's ISN + 1."""
+    """SYN from the client; SYN/ACK acknowledging its ISN + 1; the client's ACK of the server's ISN + 1.
+    On a lossy link the SYN and the SYN/ACK may be retransmitted (the same sequence numbers) before
+    the handshake completes: the first of each is judged and the copies passed over."""
     segs = conn.segments
     if len(segs) < 3:
         return f"expected a three-way handshake, the capture holds {len(segs)} segment(s) of this connection"
-    syn, synack, third = segs[0], segs[1], segs[2]
+    syn = segs[0]
     if not (conn.from_client(syn) and syn.flags & (SYN | ACK | RST) == SYN):
         return f"the connection does not start with the client's SYN (frame {syn.no}: [{syn.flag_names}])"
+    rest = [s for s in segs[1:] if not (s.flags & (SYN | ACK | RST) == SYN and s.seq == syn.seq)]
+    synack = rest[0] if rest else segs[1]
     if conn.from_client(synack) or not synack.has(SYN | ACK):
         return f"the SYN (frame {syn.no}) is not answered by a SYN/ACK (frame {synack.no}: [{synack.flag_names}])"
     if synack.ack != (syn.seq + 1) % SEQ_SPACE:
         return f"the SYN/ACK (frame {synack.no}) acknowledges {synack.ack}, not the client's ISN + 1 = {syn.seq + 1}"
+    later = [s for s in rest[1:] if not (not conn.from_client(s) and s.has(SYN | ACK) and s.seq == synack.seq)]
+    if not later:
+        return "the handshake's third segment, the client's ACK, is missing"
+    third = later[0]
     if not conn.from_client(third) or not third.flags & ACK or third.flags & (SYN | RST):
         return f"the handshake's third segment (frame {third.no}) is not the client's ACK: [{third.flag_names}]"
     if third.ack != (synack.seq + 1) % SEQ_SPACE:

@@ -19,16 +19,24 @@ pytestmark = [pytest.mark.behaviour("listen backlog"), pytest.mark.needs("echo f
 
 @pytest.mark.serves("iterative")
 @pytest.mark.backlogs(1, 3, 5)
-def test_backlog_admits_exactly_backlog_plus_one_while_busy(start_server_on, server_host, client_host, backlog):
+def test_backlog_admits_exactly_backlog_plus_one_while_busy(
+    start_server_on, server_host, client_host, backlog, net_conditions
+):
     server = start_server_on(backlog=backlog)
     listen_backlog = backlog if backlog is not None else own_backlog(server_host, server)
     if listen_backlog is None:
         raise NotJudged("the server's own listen() backlog is unknown: no {backlog} in --server-cmd and no ss")
-    seen = fill_backlog(client_host, server_host, server, limit=listen_backlog + 8)
+    lossy = net_conditions is not None
+    seen = fill_backlog(client_host, server_host, server, limit=listen_backlog + 8, lossy=lossy)
     result = seen.result
     assert result["served_echo"], f"the client served while the queue fills got no echo\n{server.evidence()}"
     expected = listen_backlog + 1
-    assert seen.completed == expected and result["stopped_by"] == "timeout", (
+    if lossy and not seen.kernel:
+        raise NotJudged(f"under --net {net_conditions} the queue is judged by the server's kernel (ss), not available")
+    # Under --net a connect whose handshake ACK (and the data behind it) was lost counts as complete
+    # on the client before the server queues it (TCP-FACTS): there the server's kernel is the judge.
+    completed_ok = seen.completed >= expected if lossy else seen.completed == expected
+    assert completed_ok and result["stopped_by"] == "timeout", (
         f"listen({listen_backlog}) while one client is served: expected exactly {expected} more connects to "
         f"complete and connect #{expected + 1} to time out (SYN dropped); {seen.completed} completed and the "
         f"probe stopped by {result['stopped_by']}\n{seen.kernel_summary()}\n{server.evidence()}"
@@ -53,11 +61,11 @@ def test_backlog_admits_exactly_backlog_plus_one_while_busy(start_server_on, ser
 @pytest.mark.backlogs(3)
 @pytest.mark.needs("robustness")  # serving client after client, which the queue then relies on
 def test_queued_clients_are_served_in_order_when_the_served_one_leaves(
-    start_server_on, server_host, client_host, backlog
+    start_server_on, server_host, client_host, backlog, net_conditions
 ):
     server = start_server_on(backlog=backlog)
     listen_backlog = backlog if backlog is not None else own_backlog(server_host, server) or 3
-    seen = fill_backlog(client_host, server_host, server, limit=listen_backlog + 4)
+    seen = fill_backlog(client_host, server_host, server, limit=listen_backlog + 4, lossy=net_conditions is not None)
     unserved = [entry for entry in seen.result.get("drained", []) if not entry["ok"]]
     assert seen.result["served_echo"] and not unserved, (
         f"after the served client left, each queued connection (oldest first) should get its echo; "

@@ -6,7 +6,9 @@ Any other DEFECT (e.g. "correct") runs a correct echo server.
 Defects that must fail the suite: truncate (at byte 1000), drop-nul, extra-newline, drop-last-byte
 (of every read), first-chunk-only (echoes one read per connection), stop-at-64k, no-fin (forgets
 close(): the client's FIN is never answered), reset-on-close, dies-on-reset, ignores-backlog,
-one-client, never-listens, exits-at-once.
+one-client, never-listens, exits-at-once, ignores-short-writes (reads 4 KiB, one non-blocking send()
+per read: what does not fit in the socket's buffer is lost; on a fast link it shows only under load,
+under --net rate=... always).
 Correct but unusual servers that must pass: slow-start (listens after 2 s), silent (prints nothing),
 loopback-only (binds 127.0.0.1: only reachable from the same host), one-byte-writes (one send() per
 byte), coalesced (reads until the socket is drained, then writes it back in one go).
@@ -16,6 +18,7 @@ Standard library only, Python 3.9+: it also runs inside the server container.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import select
 import socket
 import struct
@@ -42,6 +45,12 @@ def transform(data: bytes, defect: str, sent: int, reads: int) -> bytes:
 
 
 def write(conn: socket.socket, data: bytes, defect: str) -> None:
+    if defect == "ignores-short-writes":
+        # send() may take fewer bytes than given (a full send buffer, a slow peer); the rest is
+        # never sent. MSG_DONTWAIT makes it short at once instead of blocking until there is room.
+        with contextlib.suppress(BlockingIOError):
+            conn.send(data, socket.MSG_DONTWAIT)
+        return
     if defect == "one-byte-writes":
         for i in range(len(data)):
             conn.sendall(data[i : i + 1])
@@ -50,7 +59,7 @@ def write(conn: socket.socket, data: bytes, defect: str) -> None:
 
 
 def read(conn: socket.socket, defect: str) -> bytes:
-    data = conn.recv(65536)
+    data = conn.recv(4096 if defect == "ignores-short-writes" else 65536)
     if defect == "coalesced" and data:
         # Everything the client has sent so far, in one write: other segment boundaries than it wrote.
         while len(data) < 1 << 20 and select.select([conn], [], [], 0.002)[0]:
@@ -110,6 +119,10 @@ def main() -> int:
         print(f"broken_server ({args.defect}) listening on {args.port}", flush=True)
     while True:
         conn, _ = listener.accept()
+        if args.defect == "ignores-short-writes":
+            # A fixed 128 KiB buffer (the kernel doubles what is asked): a reader on a fast link
+            # mostly keeps room in it; a slow link always fills it.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
         if serve(conn, args.defect):
             conn.close()
         else:

@@ -23,6 +23,7 @@ from harness.backends.docker.host import DockerHost
 from harness.backends.docker.netns import NamespaceHost
 from harness.backends.local import LocalHost
 from harness.errors import ConfigError
+from harness.net.docker import Link
 from harness.options import Options
 
 
@@ -47,6 +48,8 @@ class DockerBackend(Backend):
             self._outside = LocalHost()
             self._outside.start_agent()
             resources.callback(self._outside.close)
+        #: The link between the two containers: --net's conditions, and faults (tests/faults).
+        self.link: Link
         for host in (server_host, client_host):
             host.capture_host = functools.partial(self._capture_sidecar, host)
 
@@ -92,7 +95,12 @@ class DockerBackend(Backend):
                 client_host.install_remote()
                 client_host.start_agent()
                 stack.callback(client_host.close)
-            return cls(server, client_host, resources=stack.pop_all(), factory=factory)
+            link = Link(factory, stack, server, client_host)
+            if options.net is not None:
+                link.impose(options.net)
+            backend = cls(server, client_host, resources=stack.pop_all(), factory=factory)
+            backend.link = link
+            return backend
         raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow errors
 
     @contextlib.contextmanager

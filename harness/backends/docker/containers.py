@@ -56,6 +56,7 @@ class ContainerFactory:
         self.run = run
         self.server_image = images["server"]
         self.client_image = images["client"]
+        self.net_image = images.get("net", images["client"])  # tc, ip, iptables: harness/net/docker.py
         # Unique on this daemon: the run, the xdist worker, and which backend of this process.
         self.base = f"echolab-{run}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{next(_SERIAL)}"
         self._network: Any = None
@@ -97,10 +98,20 @@ class ContainerFactory:
             f"(docker network ls --filter label={dockerlabels.RUN}) or set ECHOLAB_DOCKER_SUBNETS"
         )
 
-    def start(self, stack: ExitStack, role: str, image: str, *, idle: bool = False, netns: Any = None) -> Any:
+    def start(
+        self,
+        stack: ExitStack,
+        role: str,
+        image: str,
+        *,
+        idle: bool = False,
+        netns: Any = None,
+        cap_add: list[str] | None = None,
+    ) -> Any:
         """Start a container on the network and return the SDK's view of it; ``stack`` removes it.
         ``idle``: the user's own image, kept up by ``sleep infinity`` whatever its entrypoint.
-        ``netns``: a host whose network namespace it joins instead (a capture sidecar)."""
+        ``netns``: a host whose network namespace it joins instead (a capture sidecar).
+        ``cap_add``: capabilities for echolab's own helpers (NET_ADMIN for the link's), never a program's."""
         name = f"{self.base}-{role}"
         kwargs: dict[str, Any] = {"labels": {**dockerlabels.owner_labels(self.run), "org.echolab.role": role}}
         if idle:
@@ -110,6 +121,8 @@ class ContainerFactory:
             kwargs.update(network_mode=f"container:{netns.container_id}")
         else:
             kwargs.update(network=self._network, hostname=role)
+        if cap_add:
+            kwargs.update(cap_add=cap_add)
         container = _Container(image, name=name, **kwargs)
         # Removal by name is arranged first: Ctrl-C may land after the daemon created the
         # container and before testcontainers knows it. Then testcontainers owns it: its context

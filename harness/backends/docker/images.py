@@ -26,7 +26,7 @@ from harness.backends.docker.labels import RUN
 from harness.errors import BackendUnavailableError
 
 DOCKERFILE = "docker/Dockerfile"
-ROLES = ("server", "client")
+ROLES = ("server", "client", "net")  # net: the link's controls (harness/net/docker.py)
 LABELS = {"org.echolab.run": "image"}  # a cache every run shares, never swept as a run's leftover
 BASE_HELP = "run ci/base-image.sh to bootstrap it offline, or `docker pull {image}` where a registry answers"
 
