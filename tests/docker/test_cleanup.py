@@ -9,12 +9,15 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import docker.errors
 import pytest
 
 from harness.backends.docker import labels as dockerlabels
+from harness.backends.docker.containers import ContainerFactory
 from harness.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +121,19 @@ def test_sweep_removes_only_what_dead_owners_left(docker_client, docker_backend)
 @pytest.mark.parametrize("labels", [{}, {dockerlabels.RUN: "by-hand"}])
 def test_owner_of_something_made_by_hand_is_never_judged_dead(labels):
     assert dockerlabels.owner_alive(labels)
+
+
+def test_a_start_that_fails_on_a_taken_name_leaves_the_other_owners_container(docker_client, docker_backend):
+    """The removal by name arranged before a create must not remove a container someone else made."""
+    image = docker_client.containers.get(docker_backend.client_host.container_id).image.id
+    factory = ContainerFactory(docker_client.api, "name-clash-test", {"server": image, "client": image})
+    name = f"echolab-name-clash-{uuid.uuid4().hex[:8]}"
+    labels = {**dockerlabels.owner_labels("someone-else"), dockerlabels.PID: "1"}  # alive: never swept
+    other = docker_client.containers.create(image, ["sleep", "60"], name=f"{name}-server", labels=labels)
+    try:
+        factory.base = name
+        with pytest.raises(Exception), ExitStack() as stack:  # noqa: B017, PT011 - the SDK's error for a taken name
+            factory.start(stack, "server", image, idle=True)
+        assert docker_client.api.inspect_container(other.id)["Id"] == other.id
+    finally:
+        other.remove(force=True)

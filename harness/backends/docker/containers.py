@@ -127,7 +127,7 @@ class ContainerFactory:
         # Removal by name is arranged first: Ctrl-C may land after the daemon created the
         # container and before testcontainers knows it. Then testcontainers owns it: its context
         # manager removes it on the way out, and at once when the start fails half-way.
-        stack.callback(self._remove_container, name)
+        stack.callback(self._remove_own, name)
         try:
             stack.enter_context(container)
         except Exception as exc:
@@ -139,7 +139,16 @@ class ContainerFactory:
         with contextlib.suppress(docker.errors.NotFound):  # removed already, or never made
             self.api.remove_container(name, force=True, v=True)
 
-    _remove_container = remove
+    def _remove_own(self, name: str) -> None:
+        """Remove the container of that name if this process made it: a create that failed on a name
+        already taken must not remove the other owner's container."""
+        try:
+            labels = self.api.inspect_container(name)["Config"].get("Labels") or {}
+        except docker.errors.NotFound:
+            return
+        mine = dockerlabels.owner_labels(self.run)
+        if all(labels.get(key) == mine[key] for key in (dockerlabels.RUN, dockerlabels.HOST, dockerlabels.PID)):
+            self.remove(name)
 
     def _remove_network(self, name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
