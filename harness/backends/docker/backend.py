@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -159,14 +160,25 @@ def _start_together(stack: ExitStack, *starts: Callable[[ExitStack], DockerHost]
     threads = [threading.Thread(target=start, args=(i,), daemon=True) for i in range(len(starts))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:  # a Ctrl-C lands here: the starts finish first, so that the stacks then remove all they made
+        for thread in threads:
+            _join_through_interrupts(thread)
     hosts = []
     for result in results:
         if not isinstance(result, DockerHost):
             raise result if isinstance(result, BaseException) else AssertionError("a container start said nothing")
         hosts.append(result)
     return hosts
+
+
+def _join_through_interrupts(thread: threading.Thread, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while thread.is_alive() and time.monotonic() < deadline:
+        with contextlib.suppress(KeyboardInterrupt):
+            thread.join(0.1)
 
 
 def _host(factory: ContainerFactory, stack: ExitStack, role: str, image: str, *, idle: bool = False) -> DockerHost:
