@@ -62,8 +62,9 @@ class AgentLink:
         if hello is None or LOST in hello:
             self.close()
             raise AgentLostError(f"the harness's agent did not start on {label}: {self.said()}")
-        #: The agent's Python, as (major, minor, micro).
+        #: The agent's Python, as (major, minor, micro), and its pid on its host.
         self.python: tuple[int, ...] = tuple(hello.get("python", ()))
+        self.pid = int(hello.get("ready", 0))
 
     def _read(self, chunks: Chunks) -> None:
         buffer = b""
@@ -81,6 +82,8 @@ class AgentLink:
                     self._dispatch(json.loads(line))
         except (OSError, ValueError) as exc:
             self._stderr.append(f"(the harness could not read the agent: {exc})")
+        else:
+            self._stderr.append("(its stream ended)")
         finally:
             if errors:
                 self._stderr.append(errors.decode("utf-8", "replace"))
@@ -116,6 +119,15 @@ class AgentLink:
             answer.set(gone)
         for process in processes:
             process.event({"exit": None})
+
+    @property
+    def lost(self) -> bool:
+        """Its stream has ended: every request now fails at once."""
+        return self._ended is not None
+
+    @property
+    def ended(self) -> str:
+        return self._ended or ""
 
     def said(self) -> str:
         return " | ".join(line for line in self._stderr if line.strip())[-600:] or "nothing on its stderr"

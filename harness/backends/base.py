@@ -7,6 +7,7 @@ SSH slot in without touching a test. Concrete backends stay short; common work l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import time
@@ -45,9 +46,22 @@ class Host(ABC):
     def start_agent(self) -> None:  # noqa: B027 - a host without an agent runs a process per request
         """Start the agent where this host can run it; without one, every request is a process."""
 
+    def live_agent(self) -> AgentLink | None:
+        """The host's agent, started again if its stream has ended since (the programs it ran are
+        gone with it; later requests need not fail for that), with a warning in the command log."""
+        agent = self.agent
+        if agent is not None and agent.lost:
+            COMMANDS.warning("%s: the harness's agent is gone (%s); starting another", self.label, agent.ended)
+            self.agent = None
+            with contextlib.suppress(Exception):  # it is gone already: whatever closing it says
+                agent.close()
+            self.start_agent()
+            agent = self.agent
+        return agent
+
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
         """Start a long-running program; its output is collected."""
-        agent = self.agent
+        agent = self.live_agent()
         if agent is not None:
             return self._logged_spawn(argv, lambda: agent.spawn(argv, env))
         return self._logged_spawn(argv, lambda: self._spawn(argv, env))
@@ -67,7 +81,8 @@ class Host(ABC):
         started = time.monotonic()
         command = shlex.join(argv)
         try:
-            done = self.agent.run(argv, input, timeout) if self.agent is not None else self._run(argv, input, timeout)
+            agent = self.live_agent()
+            done = agent.run(argv, input, timeout) if agent is not None else self._run(argv, input, timeout)
         except Exception as exc:
             COMMANDS.debug("%s: %s -> %s after %.3f s", self.label, command, exc, time.monotonic() - started)
             raise
@@ -95,8 +110,9 @@ class Host(ABC):
         return 8888
 
     def read_proc_net(self) -> str:
-        if self.agent is not None:
-            return self.agent.read(["/proc/net/tcp", "/proc/net/tcp6"]).decode("ascii", "replace")
+        agent = self.live_agent()
+        if agent is not None:
+            return agent.read(["/proc/net/tcp", "/proc/net/tcp6"]).decode("ascii", "replace")
         return self.run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], timeout=10.0).text
 
     def listeners(self, port: int) -> list[Listener]:
@@ -115,8 +131,9 @@ class Host(ABC):
 
     def probe(self, op: str, **params: Any) -> dict[str, Any]:
         """Run one socket probe on this host (see harness/remote/probe.py) and return its result."""
-        if self.agent is not None:
-            result = self.agent.probe({"op": op, **self.probe_params, **params}, timeout=120.0)
+        agent = self.live_agent()
+        if agent is not None:
+            result = agent.probe({"op": op, **self.probe_params, **params}, timeout=120.0)
             if "probe_error" in result:
                 raise HarnessError(f"probe {op!r} on {self.label} failed: {result['probe_error']}")
             return result

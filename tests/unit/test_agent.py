@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from harness import remote
 from harness.agent import AgentLink, AgentLostError, start_piped
+from harness.backends.local import LocalHost
 from harness.errors import HarnessError
 from harness.wait import until
 
@@ -100,3 +102,19 @@ def test_an_agent_that_dies_ends_every_wait_with_what_it_said() -> None:
 def test_an_agent_that_cannot_start_says_why_in_one_error() -> None:
     with pytest.raises(AgentLostError, match="No such file"):
         start_piped("test agent", lambda: subprocess.Popen([sys.executable, "/nonexistent/agent.py"], **PIPES))
+
+
+def test_a_host_whose_agent_is_gone_starts_another_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    host = LocalHost()
+    host.start_agent()
+    try:
+        first = host.agent
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)
+        until(lambda: first.lost, timeout=10.0, what="the killed agent's stream ending")
+        with caplog.at_level(logging.WARNING, logger="echolab.commands"):
+            assert host.run(["echo", "again"]).stdout == b"again\n"
+        assert host.agent is not first and host.agent is not None and not host.agent.lost
+        assert "agent is gone" in caplog.text
+    finally:
+        host.close()

@@ -44,6 +44,10 @@ class Exec:
         attached = api.exec_start(self.id, socket=True)
         # On a unix socket the SDK hands back a SocketIO; timeouts and the half-close need the socket.
         self.sock: socket.socket = getattr(attached, "_sock", attached)
+        # The SDK hangs the HTTP response on that SocketIO so that it lives as long as the stream
+        # ("if the response is garbage collected, it will close ... sockets", docker/api/client.py):
+        # kept here, for an agent's stream that lasts the whole run.
+        self._attached = attached
         self._status: int | None = None
 
     def feed(self, data: bytes) -> None:
