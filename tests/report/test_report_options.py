@@ -4,26 +4,14 @@ runs; the weights name only behaviours the suites judge."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.gate import BEHAVIOURS
+from tests.unit.test_usage_errors import pytest_run  # the suite run as a user starts it
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "behaviour"), "-q", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(
