@@ -230,8 +230,8 @@ class LocalBackend(Backend):
 
 class _WarmHost:
     """This process's local host, started in the background while pytest collects: its agent, and
-    with capture on its tcpdump for the run, whose 256 MiB ring alone takes some 0.6 s to set up
-    (measured: 20 ms at 32 MiB, 640 ms at 256 MiB). The local backend adopts it; if nothing does,
+    with capture on its tcpdump for the run, whose ring alone takes up to 0.4 s to set up (see
+    harness/wire/capture.py's RING_KIB). The local backend adopts it; if nothing does,
     ``discard`` stops it at the session's end."""
 
     def __init__(self) -> None:

@@ -26,12 +26,14 @@ MARK_SCRIPT = (
 )
 
 
-#: Kernel ring per tcpdump, KiB. In immediate mode libpcap's ring has one slot per snapshot length
-#: (64 KiB), so this is 4,096 slots. Measured with a correct server that writes its 1 MiB echo one
-#: byte per send() (30,000-140,000 segments): 32 MiB lost 100-2,900 packets on a quiet machine;
-#: 128 MiB lost none there but 8,694 in one of three runs beside two busy loops; 256 MiB lost none
-#: in nine runs beside two and three busy loops. Pinned kernel memory, only while a test captures.
-RING_KIB = 262144
+#: Kernel ring per tcpdump, KiB. In immediate mode libpcap's ring has one slot per snapshot length,
+#: and a 65,600-byte slot takes a 128 KiB block: this is 2,045 slots in 256 MiB of kernel memory.
+#: Measured with a correct server that writes its 1 MiB echo one byte per send() (30,000-140,000
+#: segments), each worker's tcpdump running for the whole session: 32 MiB lost packets beside two
+#: busy loops and a second suite; 64 MiB and 128 MiB lost none there, nor 128 MiB beside two busy
+#: loops and two more suites (3 runs). Setting the ring up costs the kernel 40 ms when its pages
+#: were freed a moment before and 0.3-0.4 s when not (twice that at 256 MiB, the size before).
+RING_KIB = 131072
 #: On a Raspberry Pi (1-8 GB) the ring stays at 32 MiB: its link cannot produce loopback's rates.
 SMALL_RING_KIB = 32768
 
