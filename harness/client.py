@@ -274,6 +274,19 @@ def drive(
     return Session(argv, lines, eof, result, server=server)
 
 
+def connect_problem(session: Session) -> str | None:
+    """None if the client connected to its scripted server; else how it ended instead, in its own
+    last words first (a wrong command, a missing file, a crash at start say why on stderr)."""
+    server = session.server
+    if server is None or server.saw("accepted"):
+        return None
+    stderr = bytes.fromhex(session.result.get("stderr", "")).decode("utf-8", "replace").strip().splitlines()
+    printed = session.text.strip().splitlines()
+    said = f"; its last words: {shorten(stderr[-1])!r}" if stderr else ""
+    said = said or (f"; it printed {shorten(printed[-1])!r} last" if printed else "; it printed nothing")
+    return f"the client never connected to the server at {server.address}:{server.port}: it {session.status()}{said}"
+
+
 def sent_problem(session: Session, gathered: dict[int, bytes]) -> str | None:
     """Each line's text reached the server whole before its echo (with or without a newline)."""
     for number, line in enumerate(session.lines, 1):

@@ -32,6 +32,7 @@ PROVIDES = {
     "connection refused": "refusals",
     "lab client": "the lab client",
     "wire": "the capture",
+    "client: connects": "a client that runs and connects",
     "client: sends lines": "a client that sends each line whole",
     "client: prints replies": "a client that prints each reply",
 }

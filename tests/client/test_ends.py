@@ -45,6 +45,7 @@ def test_client_exits_when_the_server_closes(client_host, client_spec, scripted_
 
 
 @pytest.mark.behaviour("client: refused")
+@pytest.mark.needs("client: connects")  # a client that cannot run exits non-zero too: that is no verdict
 def test_refused_connection_exits_non_zero(client_host, client_spec, backend, refused_address):
     session = run_client(client_host, client_spec, [], at=refused_address, eof=False)
     result = session.result

@@ -7,7 +7,11 @@ import pytest
 
 from harness.client import line_of, run_client, sent_problem
 
-pytestmark = [pytest.mark.behaviour("client: sends lines"), pytest.mark.judges("client")]
+pytestmark = [
+    pytest.mark.behaviour("client: sends lines"),
+    pytest.mark.judges("client"),
+    pytest.mark.needs("client: connects"),
+]
 
 
 def test_each_line_typed_reaches_the_server_whole(client_host, client_spec, scripted_server):

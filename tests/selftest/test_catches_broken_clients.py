@@ -10,7 +10,8 @@ from .conftest import ClientSuite
 
 pytestmark = pytest.mark.slow_harness
 
-SENDS, PRINTS, EOF, CLOSES, REFUSED = (
+CONNECTS, SENDS, PRINTS, EOF, CLOSES, REFUSED = (
+    "client: connects",
     "client: sends lines",
     "client: prints replies",
     "client: ends on EOF",
@@ -29,6 +30,11 @@ BROKEN_CLIENTS = {
     "ignores_eof": (EOF, set(), "still running 2 s after its input ended"),
     "loops_after_close": (CLOSES, set(), "the server closed the connection after its first echo"),
     "exit0_refused.py": (REFUSED, set(), "exited with status 0"),
+    "port_as_text.py": (
+        CONNECTS,
+        {SENDS, REFUSED} | AFTER_SENDING,
+        "the client never connected to the server at ",
+    ),
 }
 
 
@@ -44,7 +50,7 @@ def test_the_verdict_names_exactly_the_broken_client_behaviour(client_suite: Cli
     assert "typed at its terminal" in run.report and "the client printed" in run.report, str(run)
 
 
-@pytest.mark.parametrize("client", ["sends_newline", "pieces_select.py", "getline_loop"])
+@pytest.mark.parametrize("client", ["sends_newline", "pieces_select.py", "getline_loop", "slow_start.py"])
 def test_correct_clients_written_differently_pass(client_suite: ClientSuite, client: str) -> None:
     run = client_suite.run(client)
     assert run.status == 0 and run.last_line == "VERDICT: PASS - every behaviour was judged and holds", str(run)
