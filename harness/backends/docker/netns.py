@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+from harness.agent import AgentLink
 from harness.backends.docker.host import DockerHost
 from harness.backends.local import LocalHost, read_from, send_mark
+from harness.errors import HarnessError
 from harness.process import Completed, Process
 from harness.wire.capture import tcpdump_argv
 from harness.wire.session import SessionCapture
@@ -44,12 +46,20 @@ class NamespaceHost(LocalHost):
         self.label = f"{container.label}'s network, from this machine ({role})"
         self._enter = [str(NSENTER), "-t", str(container.init_pid), "-n", "--"]
 
+    # Through the outside host's agent, not its spawn() and run(): the command log names each
+    # program once, as this host's (Host.spawn and Host.run log it).
     def _spawn(self, argv: Sequence[str], env: dict[str, str] | None) -> Process:
-        return self.outside.spawn([*self._enter, *argv], env)
+        return self._carrier().spawn([*self._enter, *argv], env)
 
     def _run(self, argv: Sequence[str], input: bytes | None, timeout: float) -> Completed:
-        done = self.outside.run([*self._enter, *argv], input=input, timeout=timeout)
+        done = self._carrier().run([*self._enter, *argv], input, timeout)
         return Completed(argv, done.returncode, done.stdout, done.stderr)
+
+    def _carrier(self) -> AgentLink:
+        agent = self.outside.live_agent()
+        if agent is None:
+            raise HarnessError(f"no agent on this machine to enter {self.container.label}'s network namespace")
+        return agent
 
     def free_port(self, pair: bool = False) -> int:
         return self.container.free_port(pair)
