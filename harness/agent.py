@@ -203,6 +203,10 @@ class AgentLink:
         """A datagram to ``address``'s discard port, sent from the agent's host (harness/wire/session.py)."""
         self.request("mark", 10.0, address=address, token=token.decode("ascii"))
 
+    def free_port(self, pair: bool = False) -> int:
+        """A free port on the agent's host (and its successor free too, for ``pair``)."""
+        return int(self.request("free_port", 10.0, pair=pair)["port"])
+
     def tempdir(self) -> str:
         """A directory on the agent's host that the agent removes when it ends, even if the harness is killed."""
         path: str = self.request("tempdir", 10.0)["path"]

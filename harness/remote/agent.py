@@ -16,6 +16,7 @@ on stdin, answers and events leave as JSON lines on stdout. Bytes travel base64-
     {"id": 6, "op": "mark", "address": A, "token": T}      -> {"id": 6}   (a datagram to A's discard port)
     {"id": 7, "op": "tempdir"}                             -> {"id": 7, "path": P}   (removed when the agent ends)
     {"id": 8, "op": "ping"}                                -> {"id": 8}
+    {"id": 9, "op": "free_port", "pair": bool}             -> {"id": 9, "port": N}   (N+1 free too, if pair)
 A request that fails answers {"id": N, "error": "...", "errno": N|null, ...}.
 
 Probes run in a thread of this process, exactly as probe.py runs them: their sockets are opened
@@ -169,6 +170,23 @@ class Agent:
 
     def op_ping(self, request: Message) -> Message:
         return {}
+
+    def op_free_port(self, request: Message) -> Message:
+        """A port bind(0) hands out here (at random: xdist workers rarely meet); with ``pair``, one whose
+        successor is free as well (a scripted server's control port)."""
+        for _ in range(100):
+            with socket.socket() as sock:
+                sock.bind(("", 0))
+                port = sock.getsockname()[1]
+            if not request.get("pair"):
+                return {"port": port}
+            with socket.socket() as other:
+                try:
+                    other.bind(("", port + 1))
+                except OSError:
+                    continue
+            return {"port": port}
+        raise OSError(errno.EADDRINUSE, "no free port whose successor is free in 100 tries")
 
     def end(self) -> None:
         """The harness is done or gone: kill what still runs, remove what was made."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,18 @@ def test_a_signal_reaches_the_whole_group_of_a_spawned_program(agent: AgentLink,
 def test_a_probe_runs_in_the_agent_and_answers(agent: AgentLink) -> None:
     result = agent.probe({"op": "connect", "host": "127.0.0.1", "port": 1, "timeout": 1.0}, timeout=10.0)
     assert result["outcome"] == "refused"
+
+
+def test_a_free_port_from_the_agent_can_be_bound_and_a_pair_has_its_successor_free(agent: AgentLink) -> None:
+    for pair in (False, True):
+        port = agent.free_port(pair)
+        taken = [socket.socket() for _ in range(2 if pair else 1)]
+        try:
+            for offset, sock in enumerate(taken):
+                sock.bind(("", port + offset))  # OSError here: the port was not free
+        finally:
+            for sock in taken:
+                sock.close()
 
 
 def test_closing_the_stream_kills_what_the_agent_still_runs(tmp_path: Path) -> None:

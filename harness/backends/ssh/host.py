@@ -35,11 +35,6 @@ WORKDIR_SESSION = 'dir=$(mktemp -d /tmp/echolab.XXXXXX) || exit 1; echo "$dir"; 
 SURVEY = (
     'echo "$SSH_CONNECTION"; for t in python3 cc tar ss tcpdump; do command -v "$t" >/dev/null 2>&1 || echo "$t"; done'
 )
-FREE_PORT = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
-FREE_PORT_PAIR = (  # a port whose successor is free as well (a scripted server's control port)
-    "import socket\nfor _ in range(100):\n s = socket.socket(); s.bind(('', 0)); p = s.getsockname()[1]\n"
-    " t = socket.socket()\n try:\n  t.bind(('', p + 1))\n except OSError:\n  continue\n print(p); break"
-)
 SESSION_LOST = 255  # what ssh exits with when the connection fails
 
 
@@ -257,12 +252,12 @@ class SshHost(Host):
         return ["python3", f"{self.workdir}/remote/{program}.py"]
 
     def free_port(self, pair: bool = False) -> int:
-        # Each xdist worker picks its own; bind(0) hands out ports at random, so they rarely meet.
-        done = self.run(["python3", "-c", FREE_PORT_PAIR if pair else FREE_PORT], timeout=30.0)
-        try:
-            return int(done.text.strip())
-        except ValueError:
-            raise HarnessError(f"no free port from {self.label}: {done.stderr.decode()[-300:]!r}") from None
+        # Each xdist worker picks its own; bind(0) hands out ports at random, so they rarely meet. A
+        # request to the agent: a Python started for it cost 20-30 ms per server start.
+        agent = self.live_agent()
+        if agent is None:
+            raise HarnessError(f"no free port from {self.label}: the harness's agent does not run there")
+        return agent.free_port(pair)
 
     def capture_session(self) -> SessionCapture:
         """tcpdump on all of the host's interfaces, as root through ``sudo -n`` (Raspberry Pi OS lets
