@@ -199,9 +199,10 @@ class AgentLink:
         """The files' contents (from ``offset`` in each), missing ones skipped."""
         return base64.b64decode(self.request("read", timeout, paths=list(paths), offset=offset)["data"])
 
-    def mark(self, address: str, token: bytes) -> None:
-        """A datagram to ``address``'s discard port, sent from the agent's host (harness/wire/session.py)."""
-        self.request("mark", 10.0, address=address, token=token.decode("ascii"))
+    def mark(self, address: str, token: bytes, flush: bool = False) -> None:
+        """A datagram to ``address``'s discard port, sent from the agent's host, and with ``flush`` the
+        filler that pushes it into tcpdump's file at once (harness/remote/marker.py)."""
+        self.request("mark", 10.0, address=address, token=token.decode("ascii"), flush=flush)
 
     def free_port(self, pair: bool = False) -> int:
         """A free port on the agent's host (and its successor free too, for ``pair``)."""

@@ -27,7 +27,8 @@ from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.process import Completed, OutputLog, Process
 from harness.procnet import ports_in_use
-from harness.wire.capture import MARK_PORT, tcpdump_argv
+from harness.remote import marker
+from harness.wire.capture import tcpdump_argv
 from harness.wire.session import SessionCapture
 
 ECHO_DIR = Path(echo.__file__).resolve().parent
@@ -201,11 +202,9 @@ def read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-def send_mark(token: bytes, address: str = "127.0.0.1") -> None:
-    """A capture marker (harness/wire/session.py), from here to ``address`` (by default through lo)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
-        sock.sendto(token, (address, MARK_PORT))
+def send_mark(token: bytes, flush: bool) -> None:
+    """A capture marker (harness/wire/session.py) through lo (harness/remote/marker.py)."""
+    marker.send("127.0.0.1", token, flush)
 
 
 def _bindable(port: int) -> bool:

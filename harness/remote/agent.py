@@ -13,7 +13,8 @@ on stdin, answers and events leave as JSON lines on stdout. Bytes travel base64-
     {"id": 3, "op": "signal", "proc": 2, "signum": N}      -> {"id": 3}   (the program's whole group)
     {"id": 4, "op": "probe", "request": {...}}             -> {"id": 4, "result": {...}}  (probe.py, here)
     {"id": 5, "op": "read", "paths": [...], "offset": N}   -> {"id": 5, "data": B64}     (missing files skipped)
-    {"id": 6, "op": "mark", "address": A, "token": T}      -> {"id": 6}   (a datagram to A's discard port)
+    {"id": 6, "op": "mark", "address": A, "token": T, "flush": bool}
+                                                           -> {"id": 6}   (a datagram to A's discard port: marker.py)
     {"id": 7, "op": "tempdir"}                             -> {"id": 7, "path": P}   (removed when the agent ends)
     {"id": 8, "op": "ping"}                                -> {"id": 8}
     {"id": 9, "op": "free_port", "pair": bool}             -> {"id": 9, "port": N}   (N+1 free too, if pair)
@@ -42,14 +43,14 @@ import tempfile
 import threading
 from typing import Any, BinaryIO, Dict, List, Optional
 
-import probe  # type: ignore[import-not-found]  # its sibling: agent.py runs as a script beside it
+import marker  # type: ignore[import-not-found]  # its siblings: agent.py runs as a script beside them
+import probe  # type: ignore[import-not-found]
 
 # With util-linux's setpriv a spawned program dies with this agent even when it is SIGKILLed (the
 # kernel's PR_SET_PDEATHSIG; it fires when the *thread* that forked exits, so spawns happen on the
 # main thread, which lives as long as the agent).
 SETPRIV = shutil.which("setpriv")
 Message = Dict[str, Any]
-DISCARD = 9  # the capture markers' port (harness/wire/capture.py MARK_PORT)
 
 
 class Agent:
@@ -155,11 +156,7 @@ class Agent:
         return {"data": encode(data)}
 
     def op_mark(self, request: Message) -> Message:
-        address = request["address"]
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        # OSError: an ICMP unreachable from an earlier marker, say
-        with socket.socket(family, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
-            sock.sendto(request["token"].encode(), (address, DISCARD))
+        marker.send(request["address"], request["token"].encode(), bool(request.get("flush")))
         return {}
 
     def op_tempdir(self, request: Message) -> Message:

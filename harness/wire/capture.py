@@ -11,46 +11,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.remote import marker
 from harness.wire.pcap import Segment, read_pcap
 from harness.wire.table import packet_table
 from harness.wire.tcp import Connection, connections
 
 READY_TIMEOUT = 10.0
-MARK_PORT = 9  # discard: the markers' datagrams go there and nowhere else
+MARK_PORT = marker.DISCARD  # the markers' datagrams go there and nowhere else
 MARK_TIMEOUT = 3.0
 MARK_PREFIX = b"echolab-capture-mark-"
-#: A marker sent by a host without the agent: ``python3 -c MARK_SCRIPT ADDRESS TOKEN``.
+#: A marker sent by a host without the agent: ``python3 -c MARK_SCRIPT ADDRESS TOKEN [flush]``
+#: (harness/remote/marker.py's ``send``, through loopback).
 MARK_SCRIPT = (
-    "import socket, sys; s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET, "
-    f"socket.SOCK_DGRAM); s.sendto(sys.argv[2].encode(), (sys.argv[1], {MARK_PORT}))"
+    "import socket, sys; a = sys.argv[1]; s = socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET, "
+    f"socket.SOCK_DGRAM); s.sendto(sys.argv[2].encode(), (a, {MARK_PORT})); "
+    f"[s.sendto(bytes({marker.FILL[1]}), (a, {MARK_PORT})) for _ in range({marker.FILL[0]} if sys.argv[3:] else 0)]"
 )
 
 
-#: Kernel ring per tcpdump, KiB. In immediate mode libpcap's ring has one slot per snapshot length,
-#: and a 65,600-byte slot takes a 128 KiB block: this is 2,045 slots in 256 MiB of kernel memory.
-#: Measured with a correct server that writes its 1 MiB echo one byte per send() (30,000-140,000
-#: segments), each worker's tcpdump running for the whole session: 32 MiB lost packets beside two
-#: busy loops and a second suite; 64 MiB and 128 MiB lost none there, nor 128 MiB beside two busy
-#: loops and two more suites (3 runs). Setting the ring up costs the kernel 40 ms when its pages
-#: were freed a moment before and 0.3-0.4 s when not (twice that at 256 MiB, the size before).
-RING_KIB = 131072
-#: On a Raspberry Pi (1-8 GB) the ring stays at 32 MiB: its link cannot produce loopback's rates.
-SMALL_RING_KIB = 32768
+#: Kernel ring per tcpdump, KiB: a TPACKET_V3 ring of 256 blocks of 128 KiB, each block packed with
+#: as many packets as fit, so it holds some 250,000 small segments or 256 of loopback's 64 KiB ones.
+#: With --immediate-mode libpcap uses a TPACKET_V2 ring instead, one 128 KiB block per packet
+#: whatever its size: it took 256 MiB of kernel memory to hold 2,045 packets, and that ring's set-up
+#: cost the kernel 0.3-0.7 s per tcpdump when its pages had not just been freed (measured here).
+RING_KIB = 32768
 
 
-def tcpdump_argv(interface: str, tcp: str, path: str, as_root: bool = True, ring_kib: int = RING_KIB) -> list[str]:
-    """tcpdump writing every TCP packet that the filter ``tcp`` selects, and every marker, to ``path``
-    as it arrives.
+def tcpdump_argv(interface: str, tcp: str, path: str, as_root: bool = True) -> list[str]:
+    """tcpdump writing every TCP packet that the filter ``tcp`` selects, and every marker, to ``path``.
 
-    -U with --immediate-mode: each packet is written at once, so SIGINT loses nothing (without
-    --immediate-mode, TPACKET_V3 holds packets in a ring block that tcpdump never drains).
-    -s/-B: in immediate mode libpcap uses a TPACKET_V2 ring with one slot per snapshot length;
-    a 64 KiB snaplen holds loopback's 64 KiB segments whole, and the ring must hold a burst of
-    small segments while tcpdump is not scheduled (RING_KIB).
+    Without --immediate-mode, libpcap reads a TPACKET_V3 ring (RING_KIB): the kernel hands tcpdump
+    a block of packets when it is full or a second after it was opened; -U then writes each packet
+    of it at once. A marker that must be in the file now is followed by a block's worth of filler
+    (harness/remote/marker.py), so waiting for it costs a millisecond, not a second.
+    -s: a 64 KiB snapshot holds loopback's 64 KiB segments whole.
     -Z root: Debian's tcpdump started as root otherwise drops to the tcpdump user before opening
     the file, and cannot write into a private temp directory.
     """
-    argv = ["tcpdump", "-i", interface, "-n", "-s", "65600", "-B", str(ring_kib), "-U", "--immediate-mode", "-w", path]
+    argv = ["tcpdump", "-i", interface, "-n", "-s", "65600", "-B", str(RING_KIB), "-U", "-w", path]
     return [*argv, *(["-Z", "root"] if as_root else []), f"({tcp}) or udp port {MARK_PORT}"]
 
 

@@ -45,7 +45,7 @@ class _Slice:
 
 class SessionCapture:
     """A host's tcpdump for the run (``process``), its pcap read through ``fetch(offset)`` (the bytes
-    from ``offset`` to the file's current end), markers sent by ``mark(token)`` through the interface
+    from ``offset`` to the file's current end), markers sent by ``mark(token, flush)`` through the interface
     it captures, and ``cleanup`` for its file once it has stopped."""
 
     def __init__(
@@ -53,7 +53,7 @@ class SessionCapture:
         label: str,
         process: Process,
         fetch: Callable[[int], bytes],
-        mark: Callable[[bytes], None],
+        mark: Callable[[bytes, bool], None],
         cleanup: Callable[[], None],
     ) -> None:
         self.label = label
@@ -77,7 +77,7 @@ class SessionCapture:
         label: str,
         process: Process,
         fetch: Callable[[int], bytes],
-        mark: Callable[[bytes], None],
+        mark: Callable[[bytes, bool], None],
         cleanup: Callable[[], None],
     ) -> SessionCapture:
         """Wait until tcpdump is listening (what comes before is not captured); one error line if not."""
@@ -104,7 +104,7 @@ class SessionCapture:
         piece = _Slice(port, MARK_PREFIX + secrets.token_hex(8).encode(), self._dropped)
         with self._lock:
             self._open[piece.token] = piece
-        self._mark(piece.token)
+        self._mark(piece.token, False)
         return Capture(port, finish=lambda: self._finish(piece), losses=lambda: self._losses(piece))
 
     def _finish(self, piece: _Slice) -> bytes:
@@ -114,11 +114,11 @@ class SessionCapture:
         with self._lock:
             self._ends[end] = False
         sent = [time.monotonic()]
-        self._mark(end)
+        self._mark(end, True)
 
         def arrived() -> bool:
             if time.monotonic() - sent[0] > 0.25:  # again: a datagram may be lost on a real network
-                self._mark(end)
+                self._mark(end, True)
                 sent[0] = time.monotonic()
             self._read()
             return self._ends[end] or not self.alive

@@ -219,11 +219,11 @@ class DockerHost(Host):
                 return agent.read([path], offset)
             return self.run(["tail", "-c", f"+{offset + 1}", path]).stdout
 
-        def mark(token: bytes) -> None:  # from inside the namespace: to its own address, through lo
+        def mark(token: bytes, flush: bool) -> None:  # from inside the namespace: to its own address, through lo
             if agent is not None:
-                agent.mark(self.address, token)
+                agent.mark(self.address, token, flush)
             else:
-                self.run(["python3", "-c", MARK_SCRIPT, self.address, token.decode()])
+                self.run(["python3", "-c", MARK_SCRIPT, self.address, token.decode(), *(["flush"] if flush else [])])
 
         def cleanup() -> None:  # the file goes with the sidecar in any case
             with contextlib.suppress(HarnessError, OSError, docker.errors.APIError):

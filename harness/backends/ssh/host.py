@@ -24,7 +24,7 @@ from harness.errors import BackendUnavailableError, CaptureUnavailableError, Har
 from harness.process import Completed, OutputLog, Process
 from harness.procnet import listeners_from_ss
 from harness.remote import supervise
-from harness.wire.capture import SMALL_RING_KIB, tcpdump_argv
+from harness.wire.capture import tcpdump_argv
 from harness.wire.session import SessionCapture
 
 # Created first thing, removed when the session's stdin closes: at the end of the run, or when the
@@ -270,7 +270,7 @@ class SshHost(Host):
             raise CaptureUnavailableError(f"the harness's agent does not run on {self.label}")
         path = f"{self.workdir}/capture-{secrets.token_hex(4)}.pcap"
         tcp = f"tcp and not port {self.dest.effective_port}"
-        process = self.spawn(tcpdump_argv("any", tcp, path, ring_kib=SMALL_RING_KIB), as_root=True)
+        process = self.spawn(tcpdump_argv("any", tcp, path), as_root=True)
 
         def cleanup() -> None:  # the directory is the login's own: it may remove what root wrote there
             with contextlib.suppress(HarnessError, OSError):
