@@ -25,7 +25,7 @@ from harness.net.conditions import Conditions
 from harness.net.ssh import Shaping, shaped
 from harness.wait import until
 
-from .standin import ALIAS, ROOT, Standin, child_env, run_suite
+from .standin import ALIAS, CLIENT_ALIAS, ROOT, Standin, child_env, run_suite
 
 # What the stand-in's firewall and queues look like; a run must leave them exactly so.
 RULES = ["sh", "-c", "iptables -S; iptables -t mangle -S; tc qdisc show"]
@@ -95,6 +95,16 @@ def test_only_the_labs_tcp_is_matched_and_ssh_works_under_heavy_loss(lossy: Shap
     assert set(counters(clean_standin).values()) == {0}, (
         f"SSH traffic matched echolab's rules: {counters(clean_standin)}"
     )
+
+
+def test_with_a_client_host_only_its_traffic_is_matched(standin_with_client: Standin, clean_standin: Standin) -> None:
+    # --ssh-client-host: the address the client host uses towards the server (ip route get there).
+    config = str(standin_with_client.config)
+    client = resolve(CLIENT_ALIAS, config=config)
+    with shaped(Conditions.parse("loss=5%,mtu=576"), resolve(ALIAS, config=config), client, lambda line: None):
+        rules = counters(clean_standin)
+    assert len(rules) == 4, rules
+    assert all(f"{standin_with_client.addresses[CLIENT_ALIAS]}/32" in rule for rule in rules), rules
 
 
 def netstat(standin: Standin) -> dict[str, int]:
