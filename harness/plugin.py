@@ -4,6 +4,7 @@ harness/verdict.py."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Generator
@@ -72,7 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
         labels = [target.label for target in targets(options)]
         config.pluginmanager.register(Reporter(subject(options, labels), notes(options)), "echolab-verdict")
         if options.net is not None:
-            config.pluginmanager.register(Tally(options.net), "echolab-net-tally")
+            tally = Tally(options.net, on_ssh="ssh" in options.backends)
+            config.pluginmanager.register(tally, "echolab-net-tally")
     if options.report is not None or options.results_json is not None or config.option.xmlpath:
         config.pluginmanager.register(Reports(options, controller=workerinput is None), "echolab-reports")
 
@@ -98,6 +100,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if reporter is not None:
             reporter.write_line(f"echolab: {line}")
 
+    # What stays applied for the whole run (--net on a Pi), taken off when pytest unconfigures:
+    # also after a later backend's refusal, a failure or Ctrl-C.
+    applied = contextlib.ExitStack()
+    config.add_cleanup(applied.close)
     for name in options.backends:
         try:
             refuse(name, options)  # --net where the backend cannot take it at all
@@ -108,7 +114,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except (BackendUnavailableError, ConfigError) as exc:
             raise pytest.UsageError(f"--backend {name} cannot be used: {exc}") from None
         try:
-            try_on(name, options, say)  # --net's commands, tried once where they would run
+            applied.enter_context(try_on(name, options, say))  # --net's commands, tried once where they would run
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
 

@@ -17,6 +17,12 @@ KEYS = ("loss", "rate", "mtu", "delay", "reorder")
 NETEM = ("delay", "reorder")
 #: IPv4 needs 68 bytes (RFC 791); a bridge's veth takes up to 1500 here.
 MTU_RANGE = (68, 1500)
+# A lost segment waits out a retransmission timeout (200 ms and up, doubling each time it is lost
+# again): under --net, probes wait this long for owed bytes before calling them missing.
+LOSSY_IDLE_FLOOR = 3.0  # 0.2 + 0.4 + 0.8 + 1.6 s: the same segment lost four times running
+LOSSY_TIMEOUT_FLOOR = 6.0  # a connect's SYN sent at 0, 1, 2, 3, 4 and 5 s (Linux 6.5+)
+#: What a client host's probes get under --net (Host.probe_params), on every backend.
+LOSSY_PROBES = {"idle_floor": LOSSY_IDLE_FLOOR, "timeout_floor": LOSSY_TIMEOUT_FLOOR}
 
 
 @dataclass(frozen=True)
@@ -66,26 +72,38 @@ class Conditions:
         """How the user wrote one condition, e.g. ``loss=5%``."""
         return next(part for part in self.text.split(",") if part.split("=")[0] == key)
 
-    def egress_commands(self, dev: str = "eth0") -> list[list[str]]:
-        """tc commands for the server host's way out: netem (delay, reorder) at the root, tbf (rate)
-        below it. Only that way: requests arrive at full speed and replies leave slowly, so a
-        server's send buffer fills and its send() comes back short (a fast reader never lets it)."""
+    def egress_commands(
+        self, dev: str = "eth0", parent: str = "root", handles: tuple[int, int] = (1, 2)
+    ) -> list[list[str]]:
+        """tc commands for the server host's way out: netem (delay, reorder) at ``parent`` (the
+        root, or an htb class), tbf (rate) below it; their handles are ``handles[0]:`` and
+        ``handles[1]:``. Only that way: requests arrive at full speed and replies leave slowly, so a
+        server's send buffer fills and its send() comes back short (a fast reader never lets it).
+        tbf also cuts what the kernel hands it in one piece (GSO) into frames, as a NIC would."""
         commands = []
-        parent = ["root"]
+        at = ["root"] if parent == "root" else ["parent", parent]
         if self.delay_ms is not None:
             netem = ["netem", "delay", f"{self.delay_ms:g}ms"]
             if self.reorder is not None:
                 netem += ["reorder", f"{self.reorder:g}%"]
-            commands.append(["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", *netem])
-            parent = ["parent", "1:"]
+            commands.append(["tc", "qdisc", "add", "dev", dev, *at, "handle", f"{handles[0]}:", *netem])
+            at = ["parent", f"{handles[0]}:"]
         if self.rate_kbit is not None:
-            # A bucket of one frame (or 1 ms at the rate, if more): frames leave one at a time at
-            # the rate, as on a slow link, not two back to back. Packets waiting longer than
-            # 400 ms are dropped (so a rate limit also causes loss: TCP-FACTS).
-            burst = max(self.rate_kbit // 8, (self.mtu or 1500) + 100)  # bytes
-            tbf = ["tbf", "rate", f"{self.rate_kbit}kbit", "burst", f"{burst}b", "latency", "400ms"]
-            commands.append(["tc", "qdisc", "add", "dev", dev, *parent, "handle", "2:", *tbf])
+            # Packets waiting longer than 400 ms are dropped (so a rate limit also causes loss: TCP-FACTS).
+            tbf = ["tbf", "rate", f"{self.rate_kbit}kbit", "burst", f"{self.burst}b", "latency", "400ms"]
+            commands.append(["tc", "qdisc", "add", "dev", dev, *at, "handle", f"{handles[1]}:", *tbf])
         return commands
+
+    @property
+    def burst(self) -> int:
+        """The rate's bucket in bytes: one frame (or 1 ms at the rate, if more), so that frames
+        leave one at a time at the rate, as on a slow link, not two back to back."""
+        return max((self.rate_kbit or 0) // 8, (self.mtu or 1500) + 100)
+
+    @property
+    def probability(self) -> str:
+        """``loss`` as iptables' statistic match takes it: 5% is ``0.05``."""
+        return f"{(self.loss or 0) / 100:.6f}".rstrip("0")
 
     def link_commands(self, dev: str = "eth0") -> list[list[str]]:
         return [["ip", "link", "set", "dev", dev, "mtu", str(self.mtu)]] if self.mtu is not None else []
@@ -100,9 +118,8 @@ class Conditions:
         good, and a check of what a server does after a reset could never be judged."""
         if self.loss is None:
             return []
-        probability = f"{self.loss / 100:.6f}".rstrip("0")
         chance = ["-p", "tcp", "!", "--tcp-flags", "RST", "RST"]
-        chance += ["-m", "statistic", "--mode", "random", "--probability", probability]
+        chance += ["-m", "statistic", "--mode", "random", "--probability", self.probability]
         return [["INPUT", "-i", dev, *chance, "-j", "DROP"]]
 
 

@@ -23,11 +23,9 @@ from typing import Any
 from harness.backends.docker import labels as dockerlabels
 from harness.backends.docker.host import DockerHost
 from harness.errors import ConfigError, HarnessError
-from harness.net.conditions import Conditions
+from harness.net.conditions import LOSSY_PROBES, Conditions
 
 DEV = "eth0"
-LOSSY_IDLE_FLOOR = 3.0  # 0.2 + 0.4 + 0.8 + 1.6 s: the same segment lost four times running
-LOSSY_TIMEOUT_FLOOR = 6.0  # a connect's SYN sent at 0, 1, 2, 3, 4 and 5 s (Linux 6.5+)
 PARTITION = [["INPUT", "-i", DEV, "-j", "DROP"]]
 
 
@@ -68,9 +66,7 @@ class Link:
         """Put ``conditions`` on both containers' eth0 for as long as the backend lives."""
         self._apply(conditions)
         self.conditions = conditions
-        # A lost segment waits out a retransmission timeout (200 ms and up, doubling each time it
-        # is lost again): probes wait this long for owed bytes before calling them missing.
-        self.client.probe_params = {"idle_floor": LOSSY_IDLE_FLOOR, "timeout_floor": LOSSY_TIMEOUT_FLOOR}
+        self.client.probe_params = LOSSY_PROBES
 
     @contextlib.contextmanager
     def shaped(self, conditions: Conditions) -> Iterator[None]:

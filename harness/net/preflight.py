@@ -20,17 +20,19 @@ def refuse(name: str, options: Options) -> None:
             "machine's loopback, which is no link between two hosts (and shaping it would touch every "
             "program here); use --backend docker"
         )
-    if name == "ssh":
-        raise ConfigError(
-            f"--net {conditions} cannot be applied on --backend ssh yet: it would change the Pi's own interface "
-            "(tc and iptables through passwordless sudo) and so its ssh link too; use --backend docker"
-        )
 
 
-def try_on(name: str, options: Options, say: Callable[[str], None]) -> None:
+def try_on(name: str, options: Options, say: Callable[[str], None]) -> contextlib.AbstractContextManager[object]:
     """After the backend is prepared: every command the conditions need, tried once (the kernel may
-    lack a qdisc, such as netem); ConfigError naming the condition and why."""
+    lack a qdisc, such as netem); ConfigError naming the condition and why. On ssh the conditions
+    stay applied until the returned context closes (the Pi is one for every worker: the run's
+    controlling process applies them once); elsewhere each backend applies its own."""
     conditions = options.net
+    if conditions is not None and name == "ssh":
+        from harness.backends.ssh.backend import SshBackend
+        from harness.net.ssh import shaped
+
+        return shaped(conditions, *SshBackend.destinations(options), say)
     if conditions is not None and name == "docker":
         from harness.backends.docker import images
         from harness.backends.docker.containers import connect
@@ -39,3 +41,4 @@ def try_on(name: str, options: Options, say: Callable[[str], None]) -> None:
         with contextlib.closing(connect()) as client:
             tags = images.ensure_images(client.api, options.rootdir, say)
             check(client, tags["net"], conditions, say)
+    return contextlib.nullcontext()

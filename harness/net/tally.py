@@ -22,8 +22,13 @@ def count(tap: Wire) -> int:
 class Tally:
     """Sums the tests' retransmissions and says them before the verdict's last line."""
 
-    def __init__(self, conditions: Conditions) -> None:
+    def __init__(self, conditions: Conditions, *, on_ssh: bool = False) -> None:
         self.conditions = conditions
+        #: On ssh the Pi's interface keeps its MTU (its SSH link shares it): the lab's MSS is clamped.
+        mtu = conditions.mtu
+        self.clamp = (
+            f" (on ssh, mtu={mtu} is an MSS clamp to {mtu - 40}, the Pi keeps its MTU)" if on_ssh and mtu else ""
+        )
         self.seen = 0
         self.tests = 0
 
@@ -41,4 +46,6 @@ class Tally:
         verdict = reporter.verdict
         echoes = [b for b in ("echo fidelity", "client: prints replies") if b in verdict.by_behaviour()]
         exact = ", every echo exact" if echoes and all(verdict.state(b) == "ok" for b in echoes) else ""
-        reporter.notes.append(f"under {self.conditions}: {self.seen} retransmissions seen in {self.tests} tests{exact}")
+        reporter.notes.append(
+            f"under {self.conditions}: {self.seen} retransmissions seen in {self.tests} tests{exact}{self.clamp}"
+        )

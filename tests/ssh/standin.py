@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "sshd.Dockerfile"
 ALIAS = "echolab-pi"
 CLIENT_ALIAS = "echolab-pi-client"
+#: The logins the run's key opens: pi may sudo without a password, student may not.
+USERS = ("pi", "student")
 # This project's own range for stand-ins (the docker backend uses 172.30.0.0/16): 4096 /28s, tried
 # from a random one on, so xdist workers and concurrent runs each find a free one.
 SUBNETS = list(ipaddress.IPv4Network("172.31.0.0/16").subnets(new_prefix=28))
@@ -69,18 +71,20 @@ class Standin:
         return self.addresses[ALIAS]
 
     def start(self, alias: str) -> None:
-        """Start one more stand-in on the network, with the run's key installed for pi."""
+        """Start one more stand-in on the network, with the run's key installed for pi and student."""
         name = f"{alias}-{self.run}-{os.getpid()}"
         argv = ["run", "-d", "--name", name, *label_args(self.run), "--network", self.network, "--hostname", alias]
-        checked(docker(*argv, self.tag), "docker run")
+        # A Pi's pi is root through sudo: --net's tc and iptables need NET_ADMIN in the container.
+        checked(docker(*argv, "--cap-add", "NET_ADMIN", self.tag), "docker run")
         self.containers[alias] = name
         inspect = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name)
         self.addresses[alias] = checked(inspect, "docker inspect")
-        self.exec(
-            ["install", "-o", "pi", "-g", "pi", "-m", "600", "/dev/stdin", "/home/pi/.ssh/authorized_keys"],
-            input=self.key.with_suffix(".pub").read_bytes(),
-            on=alias,
-        )
+        for user in USERS:
+            self.exec(
+                ["install", "-o", user, "-g", user, "-m", "600", "/dev/stdin", f"/home/{user}/.ssh/authorized_keys"],
+                input=self.key.with_suffix(".pub").read_bytes(),
+                on=alias,
+            )
         self.ssh_config(self.config.name)
         wait_for_sshd(self.addresses[alias])
 

@@ -34,7 +34,7 @@ def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--backend", "ssh"], "--backend ssh needs --ssh-host"),
         (["--net", "loss=5"], "--net 'loss=5': loss=5 is not a percentage between 0 and 100, e.g. loss=5%"),
         (["--net", "loss=5%"], "--net loss=5% cannot be applied on --backend local: its server and client talk over"),
-        (["--backend", "ssh", "--ssh-host", "pi.invalid", "--net", "rate=1mbit"], "cannot be applied on --backend ssh"),
+        (["--backend", "ssh", "--ssh-host", "pi.invalid", "--net", "rate=1mbit"], "ssh cannot be used: cannot resolve"),
         (
             ["--backend", "ssh", "--ssh-host", "pi", "--ssh-config", "/nonexistent/cfg"],
             "/nonexistent/cfg: no such file",

@@ -18,6 +18,7 @@ from harness.backends.local import LocalHost
 from harness.backends.ssh.connection import Destination, resolve
 from harness.backends.ssh.host import SshHost
 from harness.errors import BackendUnavailableError
+from harness.net.conditions import LOSSY_PROBES
 from harness.options import Options
 
 
@@ -66,6 +67,8 @@ class SshBackend(Backend):
         except BaseException:
             server.close()
             raise
+        if options.net is not None:  # applied on the Pi once per run (harness/net/ssh.py)
+            client.probe_params = LOSSY_PROBES
         return cls(server_host=server, client_host=client)
 
     @classmethod

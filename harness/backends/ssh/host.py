@@ -136,6 +136,8 @@ class SshHost(Host):
         self.dest = dest
         self.label = dest.label
         self.address = dest.hostname
+        #: This machine's address as the host sees it (where the SSH connection comes from).
+        self.seen_from: str | None = None
         self.connection = Connection(dest)
         self.workdir = ""
         self.missing: set[str] = set()
@@ -166,6 +168,7 @@ class SshHost(Host):
         # SSH_CONNECTION is "client-ip client-port server-ip server-port": the address ssh reached.
         fields = connection.split()
         self.address = (peer_address(fields[2]) if len(fields) == 4 else None) or self.dest.hostname
+        self.seen_from = peer_address(fields[0]) if len(fields) == 4 else None
         if "python3" in self.missing:
             raise BackendUnavailableError(
                 f"no python3 on {self.label}: the harness runs its programs there with it; "
