@@ -145,13 +145,15 @@ class ScriptedServer:
 
 
 def start_scripted(
-    host: Host, address: str, mode: str, port: int | None, ready_timeout: float = 10.0
+    host: Host, address: str, mode: str, port: int | None, *, ready_timeout: float = 10.0, delay: float | None = None
 ) -> ScriptedServer:
     """The scripted server on ``host``, listening on ``port`` and port + 1 (its control port); with
-    ``port`` None on a free pair, another one if a program takes it before the server binds it."""
+    ``port`` None on a free pair, another one if a program takes it before the server binds it.
+    ``delay``: its gather and split wait, if not its own 0.3 s."""
     for attempt in range(1, 4):
         chosen = port if port is not None else free_pair(host)
         argv = [*host.remote_argv("scripted_server"), "--port", str(chosen), "--mode", mode]
+        argv += ["--delay", f"{delay:g}"] if delay is not None else []
         try:
             process = host.spawn(argv)
         except OSError as exc:

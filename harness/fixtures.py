@@ -19,7 +19,7 @@ from harness.cmdline import OPTIONS, Target, in_ci
 from harness.command import LAB_ADDRESS
 from harness.errors import BackendUnavailableError, ServerStartError
 from harness.gate import BOARD, SERVER_START, STARTED_NOTHING, NotJudged, needs_text
-from harness.net.conditions import Conditions
+from harness.net.conditions import LOSSY_GATHER, Conditions
 from harness.net.tally import RETRANSMISSIONS, count
 from harness.options import Options
 from harness.server import RunningServer, ServerSpec, start_server
@@ -202,7 +202,7 @@ StartScripted = Callable[..., ScriptedServer]
 
 @pytest.fixture
 def scripted_server(
-    backend: Backend, client_spec: ClientSpec, wire: Wire, pytestconfig: pytest.Config
+    backend: Backend, client_spec: ClientSpec, wire: Wire, pytestconfig: pytest.Config, echolab_options: Options
 ) -> Iterator[StartScripted]:
     """Factory: ``scripted_server(mode="echo")`` starts the harness's scripted echo server where the
     client under test will look for it, watched by the test's capture; stopped when the test ends."""
@@ -212,7 +212,8 @@ def scripted_server(
         def start(mode: str = "echo") -> ScriptedServer:
             locks = pytestconfig.stash[BOARD].directory  # shared by the run's workers, removed with it
             host, address, port = where_the_client_looks(backend, client_spec, stack, locks)
-            server = start_scripted(host, address, mode, port)
+            delay = LOSSY_GATHER if echolab_options.net is not None else None
+            server = start_scripted(host, address, mode, port, delay=delay)
             started.append(server)
             server.capture = wire.watch(
                 server.port, host=backend.client_host if client_spec.served_on_client_host else None

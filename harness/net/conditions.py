@@ -23,6 +23,10 @@ LOSSY_IDLE_FLOOR = 3.0  # 0.2 + 0.4 + 0.8 + 1.6 s: the same segment lost four ti
 LOSSY_TIMEOUT_FLOOR = 6.0  # a connect's SYN sent at 0, 1, 2, 3, 4 and 5 s (Linux 6.5+)
 #: What a client host's probes get under --net (Host.probe_params), on every backend.
 LOSSY_PROBES = {"idle_floor": LOSSY_IDLE_FLOOR, "timeout_floor": LOSSY_TIMEOUT_FLOOR}
+#: The scripted server's wait for the rest of a client's line, and between the halves of a split
+#: echo, under --net (0.3 s on a clean link): a segment of the line lost twice running comes
+#: 0.2 + 0.4 s late, and a line that arrives late is no line sent in pieces.
+LOSSY_GATHER = 1.0
 
 
 @dataclass(frozen=True)
