@@ -41,6 +41,7 @@ class _Slice:
     records: list[bytes] = field(default_factory=list)
     started: bool = False  # its start marker has been read: its records follow
     complete: bool = False  # its end marker was read too
+    ended_at: float = 0.0  # when its end marker had been read
 
 
 class SessionCapture:
@@ -70,6 +71,7 @@ class SessionCapture:
         self._ends: dict[bytes, bool] = {}
         self._captured = -1  # tcpdump's cumulative counts at its last report
         self._dropped = 0
+        self._covers = float("-inf")  # that report counts every drop before this time (its asking)
 
     @classmethod
     def start(
@@ -127,6 +129,7 @@ class SessionCapture:
             until(arrived, timeout=MARK_TIMEOUT, what="the capture's end marker", interval=0.002)
         with self._lock:
             piece.complete = piece.started and self._ends.pop(end)
+            piece.ended_at = time.monotonic()
             del self._open[piece.token]
         return self._header + b"".join(piece.records)
 
@@ -180,7 +183,8 @@ class SessionCapture:
     def _losses(self, piece: _Slice) -> str | None:
         if not piece.complete:
             return f"the capture of port {piece.port} is incomplete: its end marker never reached tcpdump's file"
-        dropped = self._report()
+        # A report asked for after the slice ended counts every drop during it: the last one may do.
+        dropped = self._dropped if piece.ended_at <= self._covers else self._report()
         if dropped is None:
             return f"tcpdump on {self.label} did not report its dropped packets"
         if dropped > piece.dropped_before:
@@ -189,7 +193,8 @@ class SessionCapture:
 
     def _report(self) -> int | None:
         """tcpdump's cumulative drops, reported now (SIGUSR1): a fresh report counts more packets
-        captured than any before it, since at least the last end marker came in between."""
+        captured than any before it, since at least the last end marker and its filler came in
+        between (a slice that ended before the last report was asked for uses that one instead)."""
         with self._lock:
             before = self._captured
 
@@ -201,6 +206,7 @@ class SessionCapture:
                         return (captured, dropped) if captured > before else None
                 return None
 
+            asked = time.monotonic()
             self.process.signal(signal.SIGUSR1)
             try:
                 counts = until(reported, timeout=STATS_TIMEOUT, what="tcpdump's statistics", interval=(0.0005, 0.02))
@@ -208,6 +214,7 @@ class SessionCapture:
                 return None
             assert counts is not None  # until returns only a true value
             self._captured, self._dropped = counts
+            self._covers = asked
             return self._dropped
 
     def close(self) -> None:
