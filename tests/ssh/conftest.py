@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +36,14 @@ def standin_with_client(standin: Standin) -> Standin:
     if CLIENT_ALIAS not in standin.containers:
         standin.start(CLIENT_ALIAS)
     return standin
+
+
+@pytest.fixture
+def run_tmpdir() -> Iterator[Path]:
+    """A TMPDIR for a child run, short enough that its ControlMaster socket is made inside it."""
+    path = Path(tempfile.mkdtemp(prefix="echolab-t-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness import build
 from harness.backends.docker.labels import RUN_ENV, current_run, owner_labels
-from harness.wait import until
+from harness.wait import WaitTimeoutError, until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "sshd.Dockerfile"
@@ -221,3 +221,12 @@ def run_suite(*args: str, timeout: float = 600.0, **env: str) -> subprocess.Comp
     return subprocess.run(
         argv, cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def assert_no_control_directories(tmpdir: Path) -> None:
+    """No ControlMaster directory of a finished or killed run left in its TMPDIR (polled: a killed
+    run's reapers remove them a moment after it died)."""
+    with contextlib.suppress(WaitTimeoutError):
+        until(lambda: not list(tmpdir.glob("echolab-ssh-*")), timeout=10, what="the run's ssh directories going")
+    left = sorted(path.name for path in tmpdir.glob("echolab-ssh-*"))
+    assert left == [], f"the run left its ControlMaster directories behind: {left}"

@@ -25,7 +25,7 @@ from harness.net.conditions import Conditions
 from harness.net.ssh import Shaping, shaped
 from harness.wait import until
 
-from .standin import ALIAS, CLIENT_ALIAS, ROOT, Standin, child_env, run_suite
+from .standin import ALIAS, CLIENT_ALIAS, ROOT, Standin, assert_no_control_directories, child_env, run_suite
 
 # What the stand-in's firewall and queues look like; a run must leave them exactly so.
 RULES = ["sh", "-c", "iptables -S; iptables -t mangle -S; tc qdisc show"]
@@ -178,14 +178,16 @@ def test_delay_on_a_pi_without_netem_is_refused_in_one_line_and_nothing_stays(cl
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
-def test_a_run_killed_while_shaping_leaves_no_rule_or_qdisc(clean_standin: Standin, signum: int) -> None:
+def test_a_run_killed_while_shaping_leaves_no_rule_or_qdisc(
+    clean_standin: Standin, run_tmpdir: Path, signum: int
+) -> None:
     before = clean_standin.exec(RULES)
     # A server that never listens keeps the run in readiness polling with the conditions applied.
     argv = [sys.executable, "-m", "pytest", "tests/behaviour", "-q", "-p", "no:cacheprovider", "--backend", "ssh",
             "--ssh-host", ALIAS, "--ssh-config", str(clean_standin.config), "--net", "loss=5%,rate=10mbit,mtu=1000",
             "--server-cmd", "sleep 3600 {port}", "--ready-timeout", "60", "-k", "hello_sri_lanka"]  # fmt: skip
-    child = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)  # fmt: skip
+    child = subprocess.Popen(argv, cwd=ROOT, env=child_env(TMPDIR=str(run_tmpdir)), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
     try:
         until(lambda: running(clean_standin), timeout=60, what="the run shaping the link", interval=(0.05, 0.5))
         os.killpg(child.pid, signum)
@@ -201,6 +203,7 @@ def test_a_run_killed_while_shaping_leaves_no_rule_or_qdisc(clean_standin: Stand
         interval=(0.05, 0.5),
     )
     until(lambda: clean_standin.leftovers() == [], timeout=30, what="the stand-in cleaning up", interval=(0.05, 0.5))
+    assert_no_control_directories(run_tmpdir)  # its two connections' (the shaping's and the backend's)
 
 
 def running(standin: Standin) -> bool:

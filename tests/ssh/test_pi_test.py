@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.wait import WaitTimeoutError, until
 
-from .standin import ALIAS, ROOT, Standin, child_env
+from .standin import ALIAS, ROOT, Standin, assert_no_control_directories, child_env
 
 
 @pytest.mark.timeout(900)  # the whole suite over SSH, python and c; slower still on a busy CI machine
@@ -52,14 +49,6 @@ def test_user_from_the_ssh_config_when_make_gets_none(clean_standin: Standin, tm
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     report = done.stdout + done.stderr
     assert done.returncode == 0 and f"(ssh://pi@{ALIAS}-python)" in report, report[-3000:]
-
-
-@pytest.fixture
-def run_tmpdir() -> Iterator[Path]:
-    """A TMPDIR for a child run, short enough that its ControlMaster socket is made inside it."""
-    path = Path(tempfile.mkdtemp(prefix="echolab-t-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def interrupted_run(standin: Standin, tmpdir: Path, signum: int) -> tuple[subprocess.Popen[str], str]:
@@ -101,12 +90,13 @@ def test_ctrl_c_mid_run_leaves_nothing_on_the_pi_or_here(clean_standin: Standin,
 def test_killed_run_leaves_nothing_on_the_pi(clean_standin: Standin, run_tmpdir: Path) -> None:
     # SIGKILL gives the harness no chance to clean up: the master dies with it (setpriv --pdeathsig),
     # the Pi sees the connection close, and the sessions there stop the server and remove the directory.
-    # (Here, only the dead socket's directory stays behind: run_tmpdir takes it away.)
+    # Here, each connection's reaper sees its pipe close and removes the control socket's directory.
     interrupted_run(clean_standin, run_tmpdir, signal.SIGKILL)
     with contextlib.suppress(WaitTimeoutError):
         until(lambda: clean_standin.leftovers() == [], timeout=20, what="the Pi cleaning up", interval=(0.05, 0.5))
     left = clean_standin.leftovers()
     assert left == [], f"after the run was killed, the Pi still holds: {left}"
+    assert_no_control_directories(run_tmpdir)
 
 
 def local_commands() -> list[str]:

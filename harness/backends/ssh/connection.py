@@ -191,6 +191,16 @@ class Connection:
             self._dir = Path(tempfile.mkdtemp(prefix="echolab-ssh-", dir="/tmp"))
         self.control_path = str(self._dir / "cm")
         self._master: subprocess.Popen[bytes] | None = None
+        # The directory goes even if this process is killed outright (SIGKILL) before close(): this
+        # shell waits for the end of a pipe only we hold, then removes it. Its own session: a Ctrl-C
+        # to the run's process group must not stop it first.
+        self._reaper = subprocess.Popen(
+            ["sh", "-c", 'cat >/dev/null; rm -rf "$0"', str(self._dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def open(self, timeout: float = CONNECT_TIMEOUT + 20) -> None:
         """Connect and authenticate once; BackendUnavailableError with ssh's reason if it fails."""
@@ -282,6 +292,8 @@ class Connection:
                     )
             _reap(master)
         shutil.rmtree(self._dir, ignore_errors=True)
+        close_quietly(self._reaper.stdin)
+        _reap(self._reaper)
 
 
 def _reap(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
