@@ -119,7 +119,12 @@ def wait_until_listening(server: RunningServer, timeout: float) -> None:
 
     def listening() -> bool:
         if server.process.poll() is not None:
-            raise ServerStartError(f"the server exited before it listened on port {server.port}\n{server.evidence()}")
+            said = next((line.strip() for line in reversed(server.tail()) if line.strip()), "")
+            words = f"; its last words: {said[-200:]!r}" if said else "; it printed nothing"
+            raise ServerStartError(
+                f"the server exited before it listened on port {server.port}: {server.process.describe_status()}"
+                f"{words}\n{server.evidence()}"
+            )
         return bool(server.host.listeners(server.port))
 
     try:  # cheap polls from 2 ms: a late look costs every test

@@ -86,6 +86,8 @@ def test_server_that_exits_at_once_fails_with_its_exit_status() -> None:
     assert run.status == 1 and run.broken == {"server start"}, str(run)
     assert "the server exited before it listened" in run.report, str(run)
     assert "exited with status 3" in run.report and "giving up before listening" in run.report, str(run)
+    headline = next(line for line in run.report.splitlines() if "hello_sri_lanka[local-python]: the server" in line)
+    assert "exited with status 3; its last words: " in headline and "giving up" in headline, headline
 
 
 def test_c_server_that_dies_of_sigpipe_is_caught(tmp_path) -> None:
