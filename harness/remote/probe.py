@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 CONTEXT = 16  # bytes of evidence shown either side of a difference
 SMALL = 4096  # results carry the received bytes themselves up to this size
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
+TCP_INFO = getattr(socket, "TCP_INFO", 11)
 #: How long to wait for bytes that are owed, counted from the last byte received: at least
 #: IDLE_FLOOR seconds (a loaded machine may stall a correct server that long), and RTT_FACTOR times
 #: the connection's round trip (its connect() time), so a Pi over Wi-Fi is not held to loopback's.
@@ -383,12 +384,14 @@ def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0, idle: floa
             reset(sock)
         elif how == "reset_unread":
             fill_until_stuck(sock, timeout)
+            all_acknowledged(sock, idle_limit(rtt, idle))
             reset(sock)
         elif how == "garbage":
             sock.sendall(make_payload({"random": 65536, "seed": 13}))
             # Close only once some echo is waiting unread, so the close is the RST that unread data
             # makes (RFC 2525 2.17), not a FIN that merely raced the echo.
             select.select([sock], [], [], idle_limit(rtt, idle))
+            all_acknowledged(sock, idle_limit(rtt, idle))
             sock.close()
         else:
             sock.close()
@@ -399,6 +402,21 @@ def op_abuse(*, host: str, port: int, how: str, timeout: float = 5.0, idle: floa
         sock.close()
         return {"connected": True, "done": how, "cut_short": errno_name(exc), "local_port": ports[0]}
     return {"connected": True, "done": how, "local_port": ports[0]}
+
+
+def all_acknowledged(sock: socket.socket, limit: float) -> bool:
+    """Wait (up to ``limit`` s) until the server has acknowledged every segment we sent, so that our
+    RST carries the very sequence number it expects next. A RST beyond it (a segment of ours lost on
+    the way) only draws a challenge ACK (RFC 5961), and if that is lost too, the server's end stays
+    open for good: an iterative server then never serves the next client, through no fault of its own."""
+    deadline = time.monotonic() + limit
+    while True:
+        info = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 104)
+        if len(info) < 28 or struct.unpack_from("I", info, 24)[0] == 0:  # tcpi_unacked: segments in flight
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
 
 
 def fill_until_stuck(sock: socket.socket, timeout: float) -> int:
