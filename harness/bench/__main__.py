@@ -64,7 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=ROOT / "bench-results", help="results directory (default bench-results/)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=None, help="interleaved rounds (default 5, broken-server suites 3; quick 1)"
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds (default 5, harness and broken-server suites 3; quick 1)",
     )
     parser.add_argument(
         "--no-pin",
@@ -209,7 +212,7 @@ def _harness(figs: Figures, args: argparse.Namespace, say: Any) -> None:
         suite.measure_docker_ready(figs, ROOT, 3, say)
     roundtrip.measure(figs, ROOT, say, no_docker)
     suite.declare_suites(figs, {"docker": no_docker, "ssh": no_docker})
-    suite.measure_suites(figs, ROOT, say)
+    suite.measure_suites(figs, ROOT, say, args.rounds or 3)
     render.measure(figs, ROOT, 5, say)
     broken.declare(figs, (*broken.DEFECTS, *broken.CORRECT), {"docker": no_docker})
     broken.measure(figs, ROOT, args.rounds or broken.ROUNDS, say)

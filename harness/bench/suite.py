@@ -124,24 +124,29 @@ def _interrupt(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-def measure_suites(figs: Figures, root: Path, say: Say) -> None:
-    """Every declared suite run, once each (a suite takes seconds; the ratios are between runs)."""
+def measure_suites(figs: Figures, root: Path, say: Say, rounds: int = 3) -> None:
+    """Every declared suite run once per round, in the declared order and then backwards in the
+    next round, so that a figure and its reference are run side by side and drift cancels out. A
+    suite takes 3-10 s and one run of it varies by up to 7% here: a ratio is the median of the
+    rounds' ratios (Figures.ratio), not one pair's."""
+    wanted = [f for f in figs.items if f.section == "harness" and f.metric in (SUITE, SAME_TESTS) and not f.skipped]
     with ExitStack() as stack:
         ssh: list[str] = []
-        for f in figs.items:
-            if f.section != "harness" or f.metric not in (SUITE, SAME_TESTS) or f.skipped:
-                continue
-            backend = f.subject.split(" --wire ")[0]
-            extra = ["--ignore", WIRE_ONLY] if f.metric == SAME_TESTS else []
-            if backend == "ssh":
-                if not ssh:
-                    try:
-                        ssh = stack.enter_context(standin_options(root, say))
-                    except Exception as exc:  # no stand-in here: this row says why
-                        f.skipped = f"no stand-in Pi: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-                        continue
-                extra += ssh
-            _measure_suite(f, root, extra, say)
+        for number in range(rounds):
+            for f in wanted if number % 2 == 0 else reversed(wanted):
+                if f.skipped:  # the stand-in could not start in an earlier round
+                    continue
+                backend = f.subject.split(" --wire ")[0]
+                extra = ["--ignore", WIRE_ONLY] if f.metric == SAME_TESTS else []
+                if backend == "ssh":
+                    if not ssh:
+                        try:
+                            ssh = stack.enter_context(standin_options(root, say))
+                        except Exception as exc:  # no stand-in here: this row says why
+                            f.skipped = f"no stand-in Pi: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                            continue
+                    extra += ssh
+                _measure_suite(f, root, extra, say)
 
 
 @contextlib.contextmanager
