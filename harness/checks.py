@@ -89,6 +89,13 @@ def captured(capture: Capture | NoCapture | None) -> Capture:
     raise NotJudged(capture.reason if capture is not None else "packet capture is off (--wire off)")
 
 
+def headers_only(capture: Capture | NoCapture | None) -> None:
+    """The test will judge only headers on this capture (flags, a reset): its large segments may be
+    read cut to their headers (Capture.headers_only)."""
+    if isinstance(capture, Capture):
+        capture.headers_only()
+
+
 def wire_problem(capture: Capture | NoCapture | None, client_port: int | None, *judges: Judge) -> str | None:
     """What the capture shows wrong about the connection from ``client_port``, with its packet
     table; None when it is right, or when capture is off (--wire off). A capture that failed or

@@ -27,7 +27,7 @@ from harness.errors import CaptureUnavailableError, HarnessError
 from harness.options import Options
 from harness.process import Completed, OutputLog, Process
 from harness.procnet import ports_in_use
-from harness.remote import marker
+from harness.remote import marker, pcaptrim
 from harness.wire.capture import tcpdump_argv
 from harness.wire.session import SessionCapture
 
@@ -192,14 +192,9 @@ def worker_ports() -> range:
     return range(PORTS_FROM, first)
 
 
-def read_from(path: Path, offset: int) -> bytes:
-    """The bytes of a file that tcpdump is writing, from ``offset`` on."""
-    try:
-        with path.open("rb") as file:
-            file.seek(offset)
-            return file.read()
-    except FileNotFoundError:
-        return b""
+def read_from(path: Path, offset: int, snap: int | None = None) -> tuple[bytes, int]:
+    """The pcap that tcpdump is writing, from ``offset`` on (harness/remote/pcaptrim.py)."""
+    return pcaptrim.read(str(path), offset, snap)
 
 
 def send_mark(token: bytes, flush: bool) -> None:

@@ -13,6 +13,8 @@ on stdin, answers and events leave as JSON lines on stdout. Bytes travel base64-
     {"id": 3, "op": "signal", "proc": 2, "signum": N}      -> {"id": 3}   (the program's whole group)
     {"id": 4, "op": "probe", "request": {...}}             -> {"id": 4, "result": {...}}  (probe.py, here)
     {"id": 5, "op": "read", "paths": [...], "offset": N}   -> {"id": 5, "data": B64}     (missing files skipped)
+    {"id": 5, "op": "read", "paths": [P], "offset": N, "snap": S}
+                                                           -> {"id": 5, "data": B64, "consumed": N}  (pcaptrim.py)
     {"id": 6, "op": "mark", "address": A, "token": T, "flush": bool}
                                                            -> {"id": 6}   (a datagram to A's discard port: marker.py)
     {"id": 7, "op": "tempdir"}                             -> {"id": 7, "path": P}   (removed when the agent ends)
@@ -44,6 +46,7 @@ import threading
 from typing import Any, BinaryIO, Dict, List, Optional
 
 import marker  # type: ignore[import-not-found]  # its siblings: agent.py runs as a script beside them
+import pcaptrim  # type: ignore[import-not-found]
 import probe  # type: ignore[import-not-found]
 
 # With util-linux's setpriv a spawned program dies with this agent even when it is SIGKILLed (the
@@ -148,6 +151,9 @@ class Agent:
         return {"result": result}
 
     def op_read(self, request: Message) -> Message:
+        if request.get("snap") is not None:  # a pcap, its large records cut (pcaptrim.py)
+            data, consumed = pcaptrim.read(request["paths"][0], int(request.get("offset") or 0), int(request["snap"]))
+            return {"data": encode(data), "consumed": consumed}
         data = b""
         for path in request["paths"]:
             with contextlib.suppress(FileNotFoundError), open(path, "rb") as file:

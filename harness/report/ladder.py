@@ -42,7 +42,7 @@ def arrows(conn: Connection) -> list[Arrow]:
     run, run_bytes = 0, 0
     for i, seg in enumerate(segs):
         if kept is not None and not kept[i]:
-            run, run_bytes = run + 1, run_bytes + len(seg.payload)
+            run, run_bytes = run + 1, run_bytes + seg.length
             continue
         if run:
             out.append(Arrow("", "", True, fold_line(run, run_bytes), "fold"))
@@ -51,9 +51,9 @@ def arrows(conn: Connection) -> list[Arrow]:
         label = f"{marks[i]}[{seg.flag_names}] Seq={seq}"
         if seg.flags & ACK:
             label += f" Ack={ack}"
-        if seg.payload:
-            label += f" Len={len(seg.payload)}"
-        kind = _kind(seg.flags, bool(seg.payload), marks[i])
+        if seg.length:
+            label += f" Len={seg.length}"
+        kind = _kind(seg.flags, bool(seg.length), marks[i])
         if unanswered and seg.flags & SYN:
             kind, label = "dropped", f"{label} (never answered)"
         out.append(Arrow(str(seg.no), f"{seg.time:.6f}", conn.from_client(seg), label, kind))

@@ -56,10 +56,17 @@ class Capture:
     """One port's packets during one test: ``finish`` returns its pcap (once), ``losses`` says
     what the capture may have missed (asked only of a capture that was judged)."""
 
-    def __init__(self, port: int, finish: Callable[[], bytes], losses: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        port: int,
+        finish: Callable[[], bytes],
+        losses: Callable[[], str | None],
+        headers_only: Callable[[], None] = lambda: None,
+    ) -> None:
         self.port = port
         self._finish = finish
         self._losses = losses
+        self._headers_only = headers_only
         self._pcap: bytes | None = None
         self._loss: str | None = None
         self._asked = False
@@ -67,6 +74,13 @@ class Capture:
         self.saved: Path | None = None
         #: A wire check was judged on it: its losses, if any, must be looked at before a pass.
         self.judged = False
+
+    def headers_only(self) -> None:
+        """Its test judges the segments' headers, never their payload (a reset): the records of a
+        large segment may be read cut to their headers (harness/wire/session.py's SNAP), so a probe
+        that moves megabytes costs no more to capture than one that moves none. Each segment keeps
+        its length on the wire (Segment.length)."""
+        self._headers_only()
 
     def stop(self) -> bytes:
         """The pcap, complete up to now; idempotent."""

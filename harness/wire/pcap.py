@@ -38,8 +38,13 @@ class Segment:
     ack: int
     win: int
     frame_len: int
-    payload: bytes
+    payload: bytes  # as captured: shorter than ``length`` only where the record was cut (SNAP)
     options: tuple[tuple[int, bytes], ...] = ()
+    length: int = -1  # the payload's length on the wire, from the IP header (-1: len(payload))
+
+    def __post_init__(self) -> None:
+        if self.length < 0:
+            object.__setattr__(self, "length", len(self.payload))
 
     def has(self, flags: int) -> bool:
         return self.flags & flags == flags
@@ -51,7 +56,7 @@ class Segment:
     @property
     def seq_len(self) -> int:
         """Sequence space consumed: the payload, plus one each for SYN and FIN."""
-        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+        return self.length + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
 
 
 # Headers are decoded with struct.unpack_from rather than dpkt's Ethernet/IP/TCP objects: 200,000
@@ -80,7 +85,7 @@ def read_pcap(source: str | Path | bytes) -> list[Segment]:
             found = _tcp_bounds(frame, ip_offset(frame))
             if found is None:
                 continue
-            src, dst, tcp, end = found
+            src, dst, tcp, end, wire_end = found
             sport, dport, seq, ack, offset, flags, win = _TCP_HEADER.unpack_from(frame, tcp)
             header_len = (offset >> 4) * 4
             if header_len < 20 or tcp + header_len > len(frame):
@@ -102,6 +107,7 @@ def read_pcap(source: str | Path | bytes) -> list[Segment]:
                     frame_len=len(frame),
                     payload=frame[tcp + header_len : end],
                     options=_parse_options(frame[tcp + 20 : tcp + header_len]) if header_len > 20 else (),
+                    length=max(0, wire_end - tcp - header_len),
                 )
             )
     return segments
@@ -182,16 +188,17 @@ def _raw_ip(frame: bytes) -> int:
     return 0
 
 
-def _tcp_bounds(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int] | None:
-    """(source address, destination address, offset of the TCP header, end of its payload) of an IP
-    packet at ``ip`` that carries the start of a TCP segment; None for anything else."""
+def _tcp_bounds(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int, int] | None:
+    """(source address, destination address, offset of the TCP header, end of its payload in the
+    frame, where that end would be had the record not been cut) of an IP packet at ``ip`` that
+    carries the start of a TCP segment; None for anything else."""
     if ip < 0 or len(frame) <= ip:
         return None
     version = frame[ip] >> 4
     return _ipv4_tcp(frame, ip) if version == 4 else _ipv6_tcp(frame, ip) if version == 6 else None
 
 
-def _ipv4_tcp(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int] | None:
+def _ipv4_tcp(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int, int] | None:
     header_len = (frame[ip] & 0x0F) * 4
     if len(frame) < ip + header_len + 20 or header_len < 20 or frame[ip + 9] != _IPPROTO_TCP:
         return None
@@ -200,14 +207,15 @@ def _ipv4_tcp(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int] | None:
     total = frame[ip + 2] << 8 | frame[ip + 3]
     # A total length of 0 comes from segmentation offload; Ethernet pads short frames past it.
     end = min(ip + total, len(frame)) if total else len(frame)
-    return frame[ip + 12 : ip + 16], frame[ip + 16 : ip + 20], ip + header_len, end
+    return frame[ip + 12 : ip + 16], frame[ip + 16 : ip + 20], ip + header_len, end, ip + total if total else end
 
 
-def _ipv6_tcp(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int] | None:
+def _ipv6_tcp(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int, int] | None:
     if len(frame) < ip + 40:
         return None
     payload_len = frame[ip + 4] << 8 | frame[ip + 5]
     end = min(ip + 40 + payload_len, len(frame)) if payload_len else len(frame)  # 0: a jumbogram
+    wire_end = ip + 40 + payload_len if payload_len else end
     kind, offset = frame[ip + 6], ip + 40
     while kind != _IPPROTO_TCP:
         if len(frame) < offset + 8:
@@ -225,7 +233,7 @@ def _ipv6_tcp(frame: bytes, ip: int) -> tuple[bytes, bytes, int, int] | None:
         kind, offset = frame[offset], offset + size
     if len(frame) < offset + 20:
         return None
-    return frame[ip + 8 : ip + 24], frame[ip + 24 : ip + 40], offset, end
+    return frame[ip + 8 : ip + 24], frame[ip + 24 : ip + 40], offset, end, wire_end
 
 
 def _address(raw: bytes) -> str:

@@ -31,6 +31,9 @@ TOKEN_LEN = len(MARK_PREFIX) + 16
 MARK_MAX = 200  # a marker's record is small: larger records are never searched for one
 STATS = re.compile(r"(\d+) packets? captured, (\d+) packets? received by filter, (\d+) packets? dropped by kernel")
 STATS_TIMEOUT = 5.0
+#: What is kept of a large record while every open slice wants headers only: the link header (up to
+#: 20 bytes, Linux cooked v2), IPv6 with room for extension headers, and TCP with all its options.
+SNAP = 160
 
 
 @dataclass
@@ -42,18 +45,20 @@ class _Slice:
     started: bool = False  # its start marker has been read: its records follow
     complete: bool = False  # its end marker was read too
     ended_at: float = 0.0  # when its end marker had been read
+    headers_only: bool = False  # its test judges no payload: large records may be read cut (SNAP)
 
 
 class SessionCapture:
-    """A host's tcpdump for the run (``process``), its pcap read through ``fetch(offset)`` (the bytes
-    from ``offset`` to the file's current end), markers sent by ``mark(token, flush)`` through the interface
+    """A host's tcpdump for the run (``process``), its pcap read through ``fetch(offset, snap)`` (the
+    bytes from ``offset`` to the file's current end, and how many of the file's they stand for; with
+    ``snap``, whole records each cut to that many bytes), markers sent by ``mark(token, flush)`` through the interface
     it captures, and ``cleanup`` for its file once it has stopped."""
 
     def __init__(
         self,
         label: str,
         process: Process,
-        fetch: Callable[[int], bytes],
+        fetch: Callable[[int, int | None], tuple[bytes, int]],
         mark: Callable[[bytes, bool], None],
         cleanup: Callable[[], None],
     ) -> None:
@@ -78,7 +83,7 @@ class SessionCapture:
         cls,
         label: str,
         process: Process,
-        fetch: Callable[[int], bytes],
+        fetch: Callable[[int, int | None], tuple[bytes, int]],
         mark: Callable[[bytes, bool], None],
         cleanup: Callable[[], None],
     ) -> SessionCapture:
@@ -107,7 +112,12 @@ class SessionCapture:
         with self._lock:
             self._open[piece.token] = piece
         self._mark(piece.token, False)
-        return Capture(port, finish=lambda: self._finish(piece), losses=lambda: self._losses(piece))
+        return Capture(
+            port,
+            finish=lambda: self._finish(piece),
+            losses=lambda: self._losses(piece),
+            headers_only=lambda: setattr(piece, "headers_only", True),
+        )
 
     def _finish(self, piece: _Slice) -> bytes:
         """The slice's pcap, once an end marker sent now has reached the file (tcpdump has then
@@ -136,8 +146,11 @@ class SessionCapture:
     def _read(self) -> None:
         """Read what tcpdump wrote since the last read and hand each record to the slices that want it."""
         with self._lock:
-            data = self._fetch(self._offset)
-            self._offset += len(data)
+            # Cut only from a record's start, and only if no open slice wants a payload.
+            cut = self._records is not None and not self._pending and self._open
+            snap = SNAP if cut and all(piece.headers_only for piece in self._open.values()) else None
+            data, consumed = self._fetch(self._offset, snap)
+            self._offset += consumed
             buffer = self._pending + data if self._pending else data
             position = 0
             if self._records is None:

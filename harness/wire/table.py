@@ -134,7 +134,7 @@ def packet_table(segments: Sequence[Segment], server_port: int | None = None, *,
             if seg.flags & ACK and factor is None:
                 scale[seg.dst] = 1
         if kept is not None and not kept[i]:
-            run, run_bytes = run + 1, run_bytes + len(seg.payload)
+            run, run_bytes = run + 1, run_bytes + seg.length
             continue
         if run:
             folds[len(rows)] = _fold_line(run, run_bytes)
@@ -144,7 +144,7 @@ def packet_table(segments: Sequence[Segment], server_port: int | None = None, *,
         info = f"{marks[i]}{seg.src[1]} \u2192 {seg.dst[1]} [{seg.flag_names}] Seq={relative_to(seg.seq, own)}"
         if seg.flags & ACK:
             info += f" Ack={relative_to(seg.ack, peer)}"
-        info += f" Win={win} Len={len(seg.payload)} {_options_text(seg, peer)}"
+        info += f" Win={win} Len={seg.length} {_options_text(seg, peer)}"
         rows.append((str(seg.no), f"{seg.time:.6f}", seg.src[0], seg.dst[0], "TCP", str(seg.frame_len), info))
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
     lines = []
@@ -216,7 +216,7 @@ def _kept_rows(segments: Sequence[Segment], groups: Sequence[int], marks: Sequen
             kept[i] = True
         if seg.flags & (FIN | RST):
             ending.add(group)
-        if seg.payload:
+        if seg.length:
             data_rows.setdefault(group, []).append(i)
     for rows in data_rows.values():
         for i in rows[:FOLD_KEEP] + rows[-FOLD_KEEP:]:

@@ -184,12 +184,12 @@ def data_problem(conn: Connection, sent: bytes, echoed: bytes) -> str | None:
             continue  # this side sent nothing at all
         highest = _highest_ack(conn, from_client, base)
         for seg in conn.segments:
-            if not seg.payload or (seg.src == conn.client) != from_client:
+            if not seg.length or (seg.src == conn.client) != from_client:
                 continue
-            end = _signed(seg.seq + (1 if seg.flags & SYN else 0) + len(seg.payload) - base)
+            end = _signed(seg.seq + (1 if seg.flags & SYN else 0) + seg.length - base)
             if highest is None or highest < end:
                 seq, _ = conn.relative(seg)
-                return f"the {who}'s data in frame {seg.no} (Seq={seq} Len={len(seg.payload)}) is never acknowledged"
+                return f"the {who}'s data in frame {seg.no} (Seq={seq} Len={seg.length}) is never acknowledged"
     return None
 
 
@@ -203,7 +203,7 @@ def teardown_problem(conn: Connection) -> str | None:
         fin = next((s for s in conn.segments if s.flags & FIN and (s.src == conn.client) == from_client), None)
         if fin is None:
             return f"no FIN from the {who}"
-        data_end = (fin.seq + len(fin.payload)) % SEQ_SPACE
+        data_end = (fin.seq + fin.length) % SEQ_SPACE
         isn = conn.client_isn if from_client else conn.server_isn
         sent = conn._stream_length(from_client)
         if isn is not None and data_end != (isn + 1 + sent) % SEQ_SPACE:
@@ -297,7 +297,7 @@ class Step:
             conn.from_client(seg) == self.from_client
             and seg.has(self.flags)
             and seg.flags & special == self.flags & special
-            and len(seg.payload) == self.length
+            and seg.length == self.length
         )
 
 
@@ -326,11 +326,11 @@ def _pieces(conn: Connection, segs: Sequence[Segment], start: int, step: Step) -
     for n, seg in enumerate(segs[start:], 1):
         if seg.flags & (SYN | FIN | RST):
             return 0
-        if conn.from_client(seg) == step.from_client and seg.payload:
-            got += len(seg.payload)
+        if conn.from_client(seg) == step.from_client and seg.length:
+            got += seg.length
             if got >= step.length:
                 return n if got == step.length and n > 1 else 0
-        elif seg.payload or conn.from_client(seg) == step.from_client:
+        elif seg.length or conn.from_client(seg) == step.from_client:
             return 0
     return 0
 
@@ -345,7 +345,7 @@ def ladder_problem(conn: Connection, ladder: Sequence[Step]) -> tuple[str | None
         seg = segs[i] if i < len(segs) else None
         pieces = _pieces(conn, segs, i, step) if seg is not None and step.length else 0
         if seg is not None and step.matches(conn, seg):
-            pairs.append(f"{step.label:<30} frame {seg.no}: [{seg.flag_names}] Len={len(seg.payload)}")
+            pairs.append(f"{step.label:<30} frame {seg.no}: [{seg.flag_names}] Len={seg.length}")
             i += 1
         elif pieces and seg is not None:
             # The same bytes written in pieces: a correct sender may chunk its data as it likes.
@@ -355,7 +355,7 @@ def ladder_problem(conn: Connection, ladder: Sequence[Step]) -> tuple[str | None
         elif step.optional:
             pairs.append(f"{step.label:<30} (not sent alone: acknowledged by the next segment)")
         else:
-            got = f"frame {seg.no}: [{seg.flag_names}] Len={len(seg.payload)}" if seg else "the end of the capture"
+            got = f"frame {seg.no}: [{seg.flag_names}] Len={seg.length}" if seg else "the end of the capture"
             problem = f"lab packet {step.label} expected, got {got}"
             break
     if problem is None and i < len(segs):

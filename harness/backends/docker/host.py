@@ -25,6 +25,7 @@ from harness.backends.docker.exec import Exec, ExecOutput, run_to_end
 from harness.errors import ConfigError, HarnessError
 from harness.process import COMMANDS, Completed, OutputLog, Process
 from harness.procnet import Listener, listeners_from_ss, ports_in_use
+from harness.remote import pcaptrim
 from harness.wire.capture import MARK_SCRIPT, tcpdump_argv
 from harness.wire.session import SessionCapture
 
@@ -210,14 +211,14 @@ class DockerHost(Host):
         local = Path(f"/proc/{self.init_pid}/root{path}") if self.host_visible else None
         agent = self.agent
 
-        def fetch(offset: int) -> bytes:
+        def fetch(offset: int, snap: int | None) -> tuple[bytes, int]:
             if local is not None:
-                with contextlib.suppress(OSError), local.open("rb") as file:
-                    file.seek(offset)
-                    return file.read()
+                with contextlib.suppress(OSError):
+                    return pcaptrim.read(str(local), offset, snap)
             if agent is not None:
-                return agent.read([path], offset)
-            return self.run(["tail", "-c", f"+{offset + 1}", path]).stdout
+                return agent.read_pcap(path, offset, snap)
+            data = self.run(["tail", "-c", f"+{offset + 1}", path]).stdout  # uncut: no agent to cut it
+            return data, len(data)
 
         def mark(token: bytes, flush: bool) -> None:  # from inside the namespace: to its own address, through lo
             if agent is not None:

@@ -282,7 +282,7 @@ class SshHost(Host):
         return SessionCapture.start(
             self.label,
             process,
-            fetch=lambda offset: agent.read([path], offset),
+            fetch=functools.partial(agent.read_pcap, path),
             mark=functools.partial(agent.mark, self.address),
             cleanup=cleanup,
         )
