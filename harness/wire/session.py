@@ -31,6 +31,14 @@ TOKEN_LEN = len(MARK_PREFIX) + 16
 MARK_MAX = 200  # a marker's record is small: larger records are never searched for one
 STATS = re.compile(r"(\d+) packets? captured, (\d+) packets? received by filter, (\d+) packets? dropped by kernel")
 STATS_TIMEOUT = 5.0
+REMARK = 0.25  # an end marker is sent again once tcpdump's file has stood still this long without it
+MARK_LIMIT = 30.0  # while tcpdump keeps writing what came before the end marker (MARK_TIMEOUT if it stops)
+
+
+class _Stalled(Exception):
+    """tcpdump's file stood still for MARK_TIMEOUT seconds without the end marker."""
+
+
 #: What is kept of a large record while every open slice wants headers only: the link header (up to
 #: 20 bytes, Linux cooked v2), IPv6 with room for extension headers, and TCP with all its options.
 SNAP = 160
@@ -125,18 +133,33 @@ class SessionCapture:
         end = MARK_PREFIX + secrets.token_hex(8).encode()
         with self._lock:
             self._ends[end] = False
-        sent = [time.monotonic()]
+        sent = time.monotonic()
         self._mark(end, True)
+        # (when, file offset) of the last read that found new bytes: tcpdump may still be writing a
+        # backlog (a probe that moved 20 MB), and the marker comes after all of it.
+        progress = (sent, self._offset)
 
         def arrived() -> bool:
-            if time.monotonic() - sent[0] > 0.25:  # again: a datagram may be lost on a real network
-                self._mark(end, True)
-                sent[0] = time.monotonic()
+            nonlocal sent, progress
             self._read()
-            return self._ends[end] or not self.alive
+            now = time.monotonic()
+            if self._offset != progress[1]:
+                progress = (now, self._offset)
+            elif now - progress[0] > MARK_TIMEOUT:
+                raise _Stalled
+            if self._ends[end] or not self.alive:
+                return True
+            # Again once the file stands still without it (the datagram was lost on a real network),
+            # and every second in any case (another worker's traffic may keep a Pi's file growing).
+            if now - sent > (REMARK if now - progress[0] > REMARK else 1.0):
+                self._mark(end, True)
+                sent = now
+            return False
 
-        with contextlib.suppress(WaitTimeoutError):  # then incomplete: a loss (see _losses), never a pass
-            until(arrived, timeout=MARK_TIMEOUT, what="the capture's end marker", interval=0.002)
+        # Polled fast at first (the marker's filler makes it a millisecond), then every 50 ms at most:
+        # each poll of an SSH host is a request to its agent, taking CPU from the tcpdump it waits for.
+        with contextlib.suppress(WaitTimeoutError, _Stalled):  # then incomplete: a loss (see _losses), never a pass
+            until(arrived, timeout=MARK_LIMIT, what="the capture's end marker", interval=(0.002, 0.05))
         with self._lock:
             piece.complete = piece.started and self._ends.pop(end)
             piece.ended_at = time.monotonic()
