@@ -140,8 +140,10 @@ def evaluate(figs: Figures, conns: tuple[int, ...]) -> list[Target]:
     if docker_suite.status == "missed":
         docker_suite.why = (
             "per test docker now costs what local does (probes and starts through the agent); per worker it "
-            "creates a network and two containers and removes them: the first test's setup takes ~1.0 s longer "
-            "than locally and the last one's teardown ~0.4 s, against a suite of 3-6 s"
+            "creates a network and two containers and removes them: the first test's setup takes ~1.1 s longer "
+            "than locally and the last one's teardown ~0.45 s (containers 0.17 s, then the network), against a "
+            "suite of 4-6 s. That work is the daemon's CPU: starting each worker's containers from the "
+            "controlling pytest while the workers boot only delayed their boot on two cores (tried, no gain)"
         )
     targets.append(docker_suite)
     targets.append(
@@ -172,9 +174,8 @@ def evaluate(figs: Figures, conns: tuple[int, ...]) -> list[Target]:
     if capture.status == "missed":
         capture.why = (
             "one tcpdump per host for the run, on a 32 MiB ring; what remains grows with the bytes captured: "
-            "tcpdump writes, and the harness reads, slices and parses, 23 MB per local suite, 20 MB of it the "
-            "reset-with-echo-unread test's (loopback's buffers hold that much before the server is stuck), "
-            "about 0.1-0.2 s in a 3 s suite"
+            "tcpdump writes 23 MB per local suite, 20 MB of it the reset-with-echo-unread test's (loopback's "
+            "buffers hold that much before the server is stuck), which the harness reads cut to its headers"
         )
     targets.append(capture)
     targets += [_broken_target(figs, backend) for backend in ("local", "docker")]
