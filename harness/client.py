@@ -203,6 +203,9 @@ class Session:
     def status(self) -> str:
         if not self.result.get("started", True):
             return f"could not be started: {self.result.get('error')}"
+        if self.result.get("stopped_early") is not None:
+            after = self.result["stopped_early"]
+            return f"still running {after:g} s after its input ended (stopped then: this test does not judge its end)"
         if self.result.get("still_running"):
             return f"still running {EXIT_LIMIT:g} s after its input ended (killed then)"
         code = self.result.get("exit")
@@ -244,9 +247,11 @@ def drive(
     eof: bool = True,
     server: ScriptedServer | None = None,
     settle: float = 0.2,
+    until_printed: list[str] | None = None,
 ) -> Session:
     """Run the client at a terminal on its host: type ``lines`` (each once it waits for input),
-    then EOF if asked, and give it EXIT_LIMIT seconds to exit."""
+    then EOF if asked, and give it EXIT_LIMIT seconds to exit; with ``until_printed`` (a test that
+    does not judge how it ends), only until it has printed each of those texts and gone quiet."""
     request = {
         "argv": argv,
         "lines": lines,
@@ -256,6 +261,7 @@ def drive(
         "first_wait": 3.0,
         "reply_wait": 10.0,  # only a client that sends nothing waits this out; a slow machine must not
         "exit_wait": EXIT_LIMIT,
+        "until_printed": [text.encode("utf-8").hex() for text in until_printed] if until_printed is not None else None,
     }
     done = client_host.run([*client_host.remote_argv("drive"), json.dumps(request)], timeout=120.0)
     output = done.stdout.decode("utf-8", "replace").splitlines()
@@ -372,7 +378,10 @@ def run_client(
     at: tuple[str, int] | None = None,
     eof: bool = True,
     settle: float = 0.2,
+    until_printed: list[str] | None = None,
 ) -> Session:
-    """The client under test against ``server`` (or an address ``at`` which nothing may serve)."""
+    """The client under test against ``server`` (or an address ``at`` which nothing may serve).
+    ``until_printed``: see drive; [] for a test that judges neither its output nor its end."""
     address, port = (server.address, server.port) if server is not None else (at or LAB_ADDRESS)
-    return drive(client_host, spec.argv(client_host, address, port), lines, eof=eof, server=server, settle=settle)
+    argv = spec.argv(client_host, address, port)
+    return drive(client_host, argv, lines, eof=eof, server=server, settle=settle, until_printed=until_printed)

@@ -11,7 +11,9 @@ typed, its exit status or that it was still running. Standard library only, Pyth
 the client host (this machine, a container, a Pi), so the timings are the client's own.
 
 Request: {"argv": [...], "lines": [...], "eof": true, "control": [host, port] or null,
-"settle": s, "first_wait": s, "reply_wait": s, "exit_wait": s, "max_output": bytes}.
+"settle": s, "first_wait": s, "reply_wait": s, "exit_wait": s, "max_output": bytes,
+"until_printed": [hex, ...] or null}. With "until_printed" (a test that does not judge how the client
+ends), the wait for its exit ends as soon as it has printed each of those texts and gone quiet.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Session:
         self.stderr = b""
         self.stderr_done = False
         self.last_output = self.started
+        self.stopped_early = False  # still running once it had printed what the harness waited for
 
     def now(self) -> float:
         return round(time.monotonic() - self.started, 6)
@@ -110,10 +113,17 @@ class Session:
             return exc.strerror or str(exc)
         return None
 
-    def wait_exit(self, limit: float) -> Optional[int]:
+    def wait_exit(self, limit: float, printed: Optional[List[bytes]] = None, settle: float = 0.2) -> Optional[int]:
+        """Up to ``limit`` seconds for the client to exit; with ``printed``, no longer than until
+        each of those texts is in its output and it has been quiet for ``settle`` seconds."""
         deadline = time.monotonic() + limit
         while self.process.poll() is None and time.monotonic() < deadline:
             self.pump(min(0.05, deadline - time.monotonic()))
+            if printed is not None and time.monotonic() - self.last_output >= settle:
+                output = b"".join(bytes.fromhex(chunk[1]) for chunk in self.chunks)
+                if all(text in output for text in printed):
+                    self.stopped_early = True
+                    break
         for _ in range(1000):  # what it printed last (a looping client may never stop)
             if not self.pump(0.05):
                 break
@@ -201,12 +211,15 @@ def drive(request: Dict[str, Any]) -> Dict[str, Any]:
         ended_input = session.now()
         if request.get("eof", True) and session.process.poll() is None:
             result["eof_error"] = session.type(bytes([session.eof_char[0]]) if session.eof_char else b"\x04")
-        status = session.wait_exit(float(request.get("exit_wait", 2.0)))
+        until_printed = request.get("until_printed")
+        printed = [bytes.fromhex(text) for text in until_printed] if until_printed is not None else None
+        status = session.wait_exit(float(request.get("exit_wait", 2.0)), printed, float(request.get("settle", 0.2)))
         result.update(
             exit=status,
             exited_at=session.now() if status is not None else None,
             exit_after=round(session.now() - ended_input, 3) if status is not None else None,
             still_running=status is None,
+            stopped_early=round(session.now() - ended_input, 3) if status is None and session.stopped_early else None,
             input_ended=ended_input,
         )
     finally:

@@ -21,9 +21,14 @@ def assert_printed(session, server) -> None:
     assert problem is None, f"{problem}\n{session.evidence()}"
 
 
+# The scripted server echoes each line: once the client has printed every line (and gone quiet),
+# it is not waited for any longer (how it ends is judged by "client: ends on EOF").
+
+
 def test_each_reply_is_printed_once(client_host, client_spec, scripted_server):
     server = scripted_server("echo")
-    session = run_client(client_host, client_spec, [line_of(24, 11), line_of(48, 12), line_of(9, 13)], server=server)
+    lines = [line_of(24, 11), line_of(48, 12), line_of(9, 13)]
+    session = run_client(client_host, client_spec, lines, server=server, until_printed=lines)
     assert_printed(session, server)
 
 
@@ -31,12 +36,13 @@ def test_a_reply_in_two_parts_is_printed_whole(client_host, client_spec, scripte
     # The echo comes back in two parts 0.3 s apart: one recv() per line prints half of it.
     server = scripted_server("split")
     lines = [line_of(40, 21), line_of(120, 22)]
-    session = run_client(client_host, client_spec, lines, server=server, settle=0.6)
+    session = run_client(client_host, client_spec, lines, server=server, settle=0.6, until_printed=lines)
     assert_printed(session, server)
 
 
 def test_a_shorter_line_after_a_longer_one_prints_no_old_bytes(client_host, client_spec, scripted_server):
     # A reply buffer never cleared (or never NUL-terminated) prints the older reply's tail.
     server = scripted_server("echo")
-    session = run_client(client_host, client_spec, [line_of(1000, 31), line_of(20, 32)], server=server)
+    lines = [line_of(1000, 31), line_of(20, 32)]
+    session = run_client(client_host, client_spec, lines, server=server, until_printed=lines)
     assert_printed(session, server)
