@@ -14,7 +14,8 @@ seen whole before any echo); "close-after-echo" echoes the first read and then c
 A control port (--control, default P + 1) takes "mark N" lines from the harness's client driver
 before it types line N, answered "ok N": the recv events between two marks are that line's bytes.
 "sync N" is answered "done N" once the echo of line N has been sent (at once if it was), so the
-driver types the next line only when the client has its reply. "end" says the session is over:
+driver types the next line only when the client has its reply; "none N" once close-after-echo has
+closed the connection without echoing line N. "end" says the session is over:
 the "end" event it prints follows every event of the session.
 Standard library only, Python 3.9+: it runs on the server host (a container, a Pi).
 """
@@ -55,6 +56,7 @@ class Controls:
         self.line = 0  # the line the driver last marked
         self.echoed: Set[int] = set()  # lines whose echo has been sent
         self.syncs: Dict[int, socket.socket] = {}
+        self.closed = False  # close-after-echo has closed the connection: no later line gets an echo
 
     def sockets(self) -> list[socket.socket]:
         return [self.sock, *self.peers]
@@ -94,10 +96,16 @@ class Controls:
         self.answer()
 
     def answer(self) -> None:
-        for number in [n for n in self.syncs if n in self.echoed]:
+        for number in [n for n in self.syncs if n in self.echoed or self.closed]:
             peer = self.syncs.pop(number)
             with contextlib.suppress(OSError):
-                peer.sendall(b"done %d\n" % number)
+                peer.sendall(b"%s %d\n" % (b"done" if number in self.echoed else b"none", number))
+
+    def server_closed(self, closed: bool = True) -> None:
+        """After close-after-echo's close, a sync for a line without its echo is answered "none N"
+        at once: the driver need not wait for an echo that cannot come (a new connection undoes it)."""
+        self.closed = closed
+        self.answer()
 
 
 def serve(conn: socket.socket, mode: str, delay: float, controls: Controls) -> None:
@@ -127,6 +135,8 @@ def serve(conn: socket.socket, mode: str, delay: float, controls: Controls) -> N
             return
         controls.echo_sent()
         if mode == "close-after-echo":
+            conn.close()
+            controls.server_closed()
             return
 
 
@@ -184,6 +194,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 controls.handle(sock)
         if main_sock in ready:  # last: a session consumes control traffic, so ``ready`` is stale after it
             conn, peer = main_sock.accept()
+            controls.server_closed(False)
             say("accepted", peer=list(peer[:2]))
             with conn:
                 serve(conn, args.mode, args.delay, controls)
