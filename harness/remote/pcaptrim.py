@@ -5,8 +5,8 @@ have its capture read this way: records longer than ``snap`` bytes come back cut
 original length kept in the record header, as tcpdump -s writes them), so the payload it never
 looks at is not read, sent from a Pi over SSH, or parsed. Where it matters: the probe that resets
 with its echo unread moves some 20 MB before the server is stuck, and the harness fetched all of
-it through the agent (4-5 s on the stand-in Pi, against 0.4 s uncaptured). Standard library only,
-Python 3.9+: the agent uses it on its host, the harness on this machine.
+it through the agent, from a Pi as base64 in one message, to look at the RST flags. Standard
+library only, Python 3.9+: the agent uses it on its host, the harness on this machine.
 """
 
 from __future__ import annotations
