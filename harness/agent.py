@@ -200,11 +200,9 @@ class AgentLink:
         return base64.b64decode(self.request("read", timeout, paths=list(paths), offset=offset)["data"])
 
     def read_pcap(self, path: str, offset: int, snap: int | None, timeout: float = 10.0) -> tuple[bytes, int]:
-        """A pcap being written, from ``offset``: (bytes, how many of the file's they stand for); with
-        ``snap``, whole records each cut to ``snap`` bytes (harness/remote/pcaptrim.py), on its host."""
-        if snap is None:
-            data = self.read([path], offset, timeout)
-            return data, len(data)
+        """A pcap being written, from ``offset``: (bytes, how many of the file's they stand for), at
+        most pcaptrim.LIMIT of them; with ``snap``, whole records each cut to ``snap`` bytes
+        (harness/remote/pcaptrim.py), on its host."""
         reply = self.request("read", timeout, paths=[path], offset=offset, snap=snap)
         return base64.b64decode(reply["data"]), int(reply["consumed"])
 

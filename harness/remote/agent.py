@@ -13,7 +13,7 @@ on stdin, answers and events leave as JSON lines on stdout. Bytes travel base64-
     {"id": 3, "op": "signal", "proc": 2, "signum": N}      -> {"id": 3}   (the program's whole group)
     {"id": 4, "op": "probe", "request": {...}}             -> {"id": 4, "result": {...}}  (probe.py, here)
     {"id": 5, "op": "read", "paths": [...], "offset": N}   -> {"id": 5, "data": B64}     (missing files skipped)
-    {"id": 5, "op": "read", "paths": [P], "offset": N, "snap": S}
+    {"id": 5, "op": "read", "paths": [P], "offset": N, "snap": S|null}
                                                            -> {"id": 5, "data": B64, "consumed": N}  (pcaptrim.py)
     {"id": 6, "op": "mark", "address": A, "token": T, "flush": bool}
                                                            -> {"id": 6}   (a datagram to A's discard port: marker.py)
@@ -151,8 +151,10 @@ class Agent:
         return {"result": result}
 
     def op_read(self, request: Message) -> Message:
-        if request.get("snap") is not None:  # a pcap, its large records cut (pcaptrim.py)
-            data, consumed = pcaptrim.read(request["paths"][0], int(request.get("offset") or 0), int(request["snap"]))
+        if "snap" in request:  # a pcap being written: at most pcaptrim.LIMIT bytes of it, maybe cut
+            snap = request["snap"]
+            path, offset = request["paths"][0], int(request.get("offset") or 0)
+            data, consumed = pcaptrim.read(path, offset, int(snap) if snap is not None else None)
             return {"data": encode(data), "consumed": consumed}
         data = b""
         for path in request["paths"]:

@@ -86,3 +86,23 @@ def test_a_mebibyte_echo_captured_for_its_headers_costs_kilobytes_not_megabytes(
 @pytest.mark.parametrize("snap", [None, SNAP])
 def test_a_missing_file_reads_as_nothing(tmp_path, snap) -> None:
     assert pcaptrim.read(str(tmp_path / "gone.pcap"), 0, snap) == (b"", 0)
+
+
+def test_a_read_takes_at_most_the_limit_and_at_least_one_whole_record(tmp_path) -> None:
+    # One answer of an agent crosses a Pi's link within the request's 10 s: a long backlog is read in pieces.
+    data = pcap_of(*(segment(b"p" * 900, seq=1000 + 900 * i) for i in range(10)))
+    path = tmp_path / "backlog.pcap"
+    path.write_bytes(data)
+    record = 16 + len(segment(b"p" * 900))
+    raw, consumed = pcaptrim.read(str(path), 0, None, limit=3000)
+    assert raw == data[:3000] and consumed == 3000, "uncut: the bytes up to the limit, a record cut in two included"
+    cut, consumed = pcaptrim.read(str(path), 0, SNAP, limit=3000)
+    assert consumed == 24 + 3 * record and len(read_pcap(cut)) == 3, "cut: the whole records within the limit"
+    cut, consumed = pcaptrim.read(str(path), 24, SNAP, limit=100)
+    assert consumed == record and [s.length for s in read_pcap(data[:24] + cut)] == [900], "one record at least"
+    offset, lengths = 0, []
+    while offset < len(data):
+        cut, consumed = pcaptrim.read(str(path), offset, SNAP, limit=2500)
+        lengths += [s.length for s in read_pcap(data[:24] + cut[24 if offset == 0 else 0 :])]
+        offset += consumed
+    assert lengths == [900] * 10, "read in pieces, every record comes once"
