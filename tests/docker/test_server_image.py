@@ -89,3 +89,15 @@ def test_client_image_without_python3_is_one_line_before_any_test():
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode == 4 and len(lines) == 1, lines
     assert "--client-image debian:bookworm-slim has no python3" in lines[0], lines
+
+
+def test_a_missing_server_image_is_one_error_line_before_any_test():
+    # Tried as a pull first (no registry answers here); then named, exit 4, not 28 tests "not judged".
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "tests/behaviour", "--backend", "docker"]
+    argv += ["--server-image", "echolab-no-such-image:0", "--server-cmd", "./server {port}"]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    assert done.returncode == 4 and len(errors) == 1, lines
+    assert "--server-image echolab-no-such-image:0: no such image here" in errors[0], lines
+    assert not any("not judged" in line or "passed" in line for line in lines), lines

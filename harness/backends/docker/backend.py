@@ -68,8 +68,9 @@ class DockerBackend(Backend):
             for option, image in (("--server-image", options.server_image), ("--client-image", options.client_image)):
                 if image and not images.has_image(client.api, image):
                     say(f"pulling {option} {image}")
-                    with contextlib.suppress(Exception):  # create() says what is wrong if it is still missing
+                    with contextlib.suppress(Exception):  # said just below if it is still missing
                         client.images.pull(image)
+                    _user_image(client.api, option, image)  # one line, exit 4, before any test
             if options.client_image:  # a wrong image is one line before anything else is said or made
                 _check_client_image(client, options.client_image, run)
             say(f"docker run id {run}: everything it creates is labelled {dockerlabels.RUN}={run}")
