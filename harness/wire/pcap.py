@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dpkt
 
+from harness.remote import pcaptrim
+
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = (1 << bit for bit in range(8))
 # Wireshark names the flags from the lowest bit up: [SYN, ACK], [PSH, ACK], [FIN, ACK], [RST, ACK].
 FLAG_NAMES = tuple(
@@ -113,9 +115,8 @@ def read_pcap(source: str | Path | bytes) -> list[Segment]:
     return segments
 
 
-GLOBAL_HEADER = 24  # a pcap file's header; then each record: a 16-byte header and the frame
-RECORD_HEADER = 16
-_MAGIC_LITTLE = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")  # microsecond and nanosecond pcaps
+# The record layout, as the hosts' reader (harness/remote/pcaptrim.py) has it.
+GLOBAL_HEADER, RECORD_HEADER, _MAGIC_LITTLE = pcaptrim.GLOBAL_HEADER, pcaptrim.RECORD_HEADER, pcaptrim.LITTLE
 
 
 class PcapRecords:
